@@ -1,0 +1,548 @@
+"""``GMVAEClustering``: the scikit-learn estimator (parameters, validation, the sklearn contract)."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import warnings
+from collections.abc import Callable, Iterator
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from skorch.callbacks import EarlyStopping, GradientNormClipping, ProgressBar
+from sklearn.base import BaseEstimator, ClusterMixin, _fit_context
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from ._model import VARIANTS, MixtureVAE
+from ._net import MixtureVAENet
+from ._objective import NegativeELBO, elbo_terms
+
+# Inference runs in chunks whose largest (rows, K, width) float64 tensor has at most this
+# many elements (32 MiB), so memory stays bounded whatever the number of rows.
+_INFERENCE_ELEMENTS = 2**22
+_SEED_MAX = np.iinfo(np.int32).max
+
+
+def _resolve_device(device: str | torch.device) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"device={device!r} is not a valid torch device.") from exc
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} was requested but CUDA is not available.")
+    return resolved
+
+
+@contextlib.contextmanager
+def _seeded_torch(seed: int) -> Iterator[None]:
+    """Seed torch for the block and restore the caller's global RNG states afterwards."""
+    cuda = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=cuda):
+        torch.manual_seed(seed)
+        yield
+
+
+def _noop(*args: object, **kwargs: object) -> None:
+    """A silent sink for skorch callbacks' messages."""
+
+
+class GMVAEClustering(ClusterMixin, BaseEstimator):
+    """Clustering with a mixture variational autoencoder (M2, modified M2 or GMVAE).
+
+    A deep generative model with a discrete cluster variable y (K values) and a continuous
+    latent z is fitted by maximizing the evidence lower bound (ELBO) with y summed out
+    exactly; the inference network q(y|x) then clusters the data. The networks are
+    PyTorch modules trained by a skorch ``NeuralNet``, on a GPU when one is available.
+
+    Parameters
+    ----------
+    n_clusters : int, default=10
+        Number of clusters K (values of y).
+    variant : {"gmvae", "modified_m2", "m2"}, default="gmvae"
+        The generative model. ``"gmvae"``: p(y) p(z|y) p(x|z) with a learned Gaussian
+        N(mu_y, sigma2_y) per cluster (clusters best). ``"modified_m2"``: p(y) p(z)
+        p(x|y, z) whose first decoder layer is ``ReLU(mu_y + sqrt(sigma2_y) * z)``.
+        ``"m2"``: Kingma et al.'s M2 without labels, p(y) p(z) p(x|y, z) with decoder input
+        ``[z, onehot(y)]``; its q(y|x) is known to collapse to uniform (H(Y|X) -> ln K),
+        so it clusters no better than chance. All share the inference networks q(y|x) and
+        q(z|x, y).
+    latent_dim : int, default=64
+        Dimension of z.
+    hidden_layer_sizes : int or tuple of int, default=(512, 512)
+        Widths of the hidden ReLU layers of every network.
+    likelihood : {"auto", "bernoulli", "gaussian"}, default="auto"
+        Observation model p(x|.). ``"bernoulli"`` needs X in [0, 1] (e.g. pixel
+        intensities); ``"gaussian"`` has a learned variance per feature and suits
+        real-valued data such as the output of a ``StandardScaler``. ``"auto"`` takes
+        ``"bernoulli"`` when every value of X lies in [0, 1], else ``"gaussian"``.
+    binarize : bool, default=True
+        With the Bernoulli likelihood, dynamically binarize X during training (each
+        value x becomes 1 with probability x, anew at every step). Inference uses X as
+        given. Ignored with the Gaussian likelihood.
+    beta : float, default=1.0
+        Weight on the z-term E_q(y|x) KL(q(z|x, y) || p(z|y)) of the loss.
+    eta : float, default=1.0
+        Weight on KL(q(y|x) || p(y)) in the loss.
+    entropy_weight : float, default=0.0
+        Weight on the conditional entropy H(q(y|x)) added to the loss (the
+        consistency-violation penalty); positive values favour confident assignments.
+        With ``beta=eta=1`` and ``entropy_weight=0`` the loss is the plain negative ELBO.
+    max_epochs : int, default=100
+        Number of passes over the training data.
+    batch_size : int, default=100
+        Rows per optimization step.
+    learning_rate : float, default=1e-3
+        Step size of the Adam optimizer.
+    n_init : int, default=1
+        Number of trainings from different random initializations; the one with the best
+        final ELBO on the training data is kept.
+    tol : float or None, default=None
+        If set, stop early once the training loss has not improved by at least ``tol``
+        (nats) for ``n_iter_no_change`` epochs (skorch's ``EarlyStopping``); if it never
+        does, a ``ConvergenceWarning`` is issued. ``None`` trains for ``max_epochs``.
+    n_iter_no_change : int, default=10
+        Patience of the early stopping, in epochs; used when ``tol`` is set.
+    max_grad_norm : float or None, default=None
+        If set, clip the gradient norm to this value (skorch's ``GradientNormClipping``).
+    callbacks : list of skorch callbacks or None, default=None
+        Extra skorch callbacks (instances or ``(name, callback)`` pairs), copied for
+        each training.
+    device : str or torch.device, default="auto"
+        Where to train and predict: ``"auto"`` uses CUDA when available, else the CPU.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the initialization, the data order, the binarization and the latent noise.
+        The same integer gives the same clusters; the caller's global torch random state
+        is left untouched.
+    verbose : int, default=0
+        0: silent; 1: a table of the training metrics per epoch; 2: also progress bars.
+    warm_start : bool, default=False
+        If True and already fitted, ``fit`` continues training the current networks for
+        ``max_epochs`` more epochs (``n_init`` is then ignored).
+
+    Attributes
+    ----------
+    labels_ : ndarray of shape (n_samples,)
+        Cluster of each training row, ``argmax_y q(y|x)``.
+    n_features_in_ : int
+        Number of features seen during ``fit``.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of the features seen during ``fit``, when X has string feature names.
+    n_iter_ : int
+        Number of epochs trained (in total, across warm starts).
+    lower_bound_ : float
+        Mean ELBO per training row (nats) of the kept model, as ``score`` on the
+        training data.
+    converged_ : bool
+        True when training stopped because the loss had stopped improving by ``tol``.
+    likelihood_ : str
+        The observation model used, ``"bernoulli"`` or ``"gaussian"``.
+    device_ : str
+        The device the networks were trained on and live on.
+    history_ : skorch.History
+        Per-epoch (and per-batch) training record of the kept model: ``train_loss``,
+        ``train_elbo`` (nats), ``train_entropy`` (H(Y|X), nats), ``dur`` (seconds), ...
+    net_ : skorch.NeuralNet
+        The fitted skorch net; ``net_.module_`` is the PyTorch module.
+
+    See Also
+    --------
+    sklearn.mixture.GaussianMixture : Gaussian mixture on the raw features.
+
+    Notes
+    -----
+    Cluster labels are numbered by decreasing size on the training data, so the labels
+    that occur are always 0, 1, ..., m - 1. Inference (``predict``, ``predict_proba``,
+    ``score_samples``) runs in float64 in bounded-size batches, so a row's result does
+    not depend on the other rows passed with it.
+
+    References
+    ----------
+    D. P. Kingma, D. J. Rezende, S. Mohamed, M. Welling. Semi-supervised learning with
+    deep generative models. NeurIPS 2014 (the M2 model).
+
+    N. Dilokthanakul et al. Deep unsupervised clustering with Gaussian mixture
+    variational autoencoders. arXiv:1611.02648, 2016.
+
+    R. Shu. Gaussian mixture VAE: lessons in variational inference, generative models,
+    and deep nets. Blog post, 2016 (the M2 / modified M2 / GMVAE comparison).
+
+    Examples
+    --------
+    >>> from sklearn.datasets import make_blobs
+    >>> from sk_gmvae import GMVAEClustering
+    >>> X, _ = make_blobs(n_samples=200, centers=3, random_state=0)
+    >>> est = GMVAEClustering(n_clusters=3, latent_dim=2, hidden_layer_sizes=(32,),
+    ...                       max_epochs=5, random_state=0)
+    >>> labels = est.fit_predict(X)
+    >>> labels.shape, est.predict_proba(X).shape
+    ((200,), (200, 3))
+    """
+
+    _parameter_constraints: dict = {
+        "n_clusters": [Interval(Integral, 1, None, closed="left")],
+        "variant": [StrOptions(set(VARIANTS))],
+        "latent_dim": [Interval(Integral, 1, None, closed="left")],
+        "hidden_layer_sizes": [Interval(Integral, 1, None, closed="left"), "array-like"],
+        "likelihood": [StrOptions({"auto", "bernoulli", "gaussian"})],
+        "binarize": ["boolean"],
+        "beta": [Interval(Real, 0, None, closed="left")],
+        "eta": [Interval(Real, 0, None, closed="left")],
+        "entropy_weight": [Interval(Real, None, None, closed="neither")],
+        "max_epochs": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "n_init": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left"), None],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "max_grad_norm": [Interval(Real, 0, None, closed="neither"), None],
+        "callbacks": [list, None],
+        "device": [str, torch.device],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+        "warm_start": ["boolean"],
+    }
+
+    def __init__(
+        self,
+        n_clusters: int = 10,
+        *,
+        variant: str = "gmvae",
+        latent_dim: int = 64,
+        hidden_layer_sizes: int | tuple[int, ...] = (512, 512),
+        likelihood: str = "auto",
+        binarize: bool = True,
+        beta: float = 1.0,
+        eta: float = 1.0,
+        entropy_weight: float = 0.0,
+        max_epochs: int = 100,
+        batch_size: int = 100,
+        learning_rate: float = 1e-3,
+        n_init: int = 1,
+        tol: float | None = None,
+        n_iter_no_change: int = 10,
+        max_grad_norm: float | None = None,
+        callbacks: list | None = None,
+        device: str | torch.device = "auto",
+        random_state: int | np.random.RandomState | None = None,
+        verbose: int = 0,
+        warm_start: bool = False,
+    ) -> None:
+        self.n_clusters = n_clusters
+        self.variant = variant
+        self.latent_dim = latent_dim
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.likelihood = likelihood
+        self.binarize = binarize
+        self.beta = beta
+        self.eta = eta
+        self.entropy_weight = entropy_weight
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.n_init = n_init
+        self.tol = tol
+        self.n_iter_no_change = n_iter_no_change
+        self.max_grad_norm = max_grad_norm
+        self.callbacks = callbacks
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+        self.warm_start = warm_start
+
+    # ------------------------------------------------------------------ validation
+
+    def _hidden_sizes(self) -> tuple[int, ...]:
+        sizes = np.atleast_1d(np.asarray(self.hidden_layer_sizes))
+        if (
+            sizes.ndim != 1
+            or sizes.size == 0
+            or not np.issubdtype(sizes.dtype, np.integer)
+            or (sizes < 1).any()
+        ):
+            raise ValueError(
+                "hidden_layer_sizes must be a positive int or a non-empty sequence of "
+                f"positive ints, got {self.hidden_layer_sizes!r}."
+            )
+        return tuple(int(s) for s in sizes)
+
+    def _resolve_likelihood(self, X: np.ndarray) -> str:
+        in_unit_interval = X.size > 0 and X.min() >= 0.0 and X.max() <= 1.0
+        if self.likelihood == "auto":
+            return "bernoulli" if in_unit_interval else "gaussian"
+        if self.likelihood == "bernoulli" and not in_unit_interval:
+            raise ValueError(
+                "likelihood='bernoulli' needs every value of X in [0, 1]; scale the data "
+                "(e.g. MinMaxScaler) or use likelihood='gaussian'."
+            )
+        return self.likelihood
+
+    def _check_bernoulli_range(self, X: np.ndarray) -> None:
+        if self.likelihood_ == "bernoulli" and X.size and (X.min() < 0.0 or X.max() > 1.0):
+            raise ValueError(
+                "This model has a Bernoulli likelihood, fitted on data in [0, 1]; the "
+                "ELBO of rows outside [0, 1] is undefined."
+            )
+
+    # ------------------------------------------------------------------ training
+
+    def _build_net(self, n_features: int, likelihood: str, device: torch.device) -> MixtureVAENet:
+        callbacks: list = []
+        if self.max_grad_norm is not None:
+            callbacks.append(("grad_clip", GradientNormClipping(self.max_grad_norm)))
+        if self.tol is not None:
+            stopping = EarlyStopping(
+                monitor="train_loss",
+                patience=self.n_iter_no_change,
+                threshold=self.tol,
+                threshold_mode="abs",
+                sink=print if self.verbose else _noop,
+            )
+            callbacks.append(("early_stopping", stopping))
+        if self.verbose >= 2:
+            callbacks.append(("progress_bar", ProgressBar()))
+        callbacks += copy.deepcopy(list(self.callbacks or []))
+        return MixtureVAENet(
+            module=MixtureVAE,
+            module__n_features=n_features,
+            module__n_clusters=self.n_clusters,
+            module__latent_dim=self.latent_dim,
+            module__hidden_layer_sizes=self._hidden_sizes(),
+            module__variant=self.variant,
+            module__likelihood=likelihood,
+            module__binarize=self.binarize,
+            criterion=NegativeELBO,
+            criterion__beta=self.beta,
+            criterion__eta=self.eta,
+            criterion__entropy_weight=self.entropy_weight,
+            optimizer=torch.optim.Adam,
+            lr=self.learning_rate,
+            max_epochs=self.max_epochs,
+            batch_size=self.batch_size,
+            iterator_train__shuffle=True,
+            train_split=None,
+            callbacks=callbacks,
+            device=device,
+            verbose=self.verbose,
+        )
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X: np.ndarray, y: object = None) -> GMVAEClustering:
+        """Train the mixture VAE on X and cluster it.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data.
+        y : None
+            Ignored; present for API consistency.
+
+        Returns
+        -------
+        self : GMVAEClustering
+            The fitted estimator.
+        """
+        continuing = self.warm_start and hasattr(self, "net_")
+        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=not continuing)
+        self._hidden_sizes()  # fail early, before any training
+        rng = check_random_state(self.random_state)
+        X_train = torch.tensor(X, dtype=torch.float32)
+
+        if continuing:
+            self._check_bernoulli_range(X)
+            epochs_before = len(self.net_.history)
+            with _seeded_torch(rng.randint(_SEED_MAX)):
+                self.net_.partial_fit(X_train)
+            net, lower_bound = self.net_, self._mean_elbo(self.net_.module_, X, rng)
+        else:
+            self.likelihood_ = self._resolve_likelihood(X)
+            self.device_ = str(_resolve_device(self.device))
+            epochs_before, best = 0, None
+            for _ in range(self.n_init):
+                with _seeded_torch(rng.randint(_SEED_MAX)):
+                    net = self._build_net(X.shape[1], self.likelihood_, self.device_)
+                    net.fit(X_train)
+                bound = self._mean_elbo(net.module_, X, rng)
+                if best is None or bound > best[0] or np.isnan(best[0]):
+                    best = (bound, net)
+            lower_bound, net = best
+
+        self.net_, self.history_ = net, net.history
+        self.lower_bound_ = lower_bound
+        self.n_iter_ = len(net.history)
+        self.converged_ = self.tol is not None and self.n_iter_ - epochs_before < self.max_epochs
+        if self.tol is not None and not self.converged_:
+            warnings.warn(
+                f"Training did not converge within max_epochs={self.max_epochs} "
+                f"(tol={self.tol}); increase max_epochs or tol.",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
+
+        # Number clusters by decreasing size on the training data, so that the labels
+        # in use are 0..m-1 whatever clusters the model left empty.
+        proba = self._proba(X)
+        counts = np.bincount(proba.argmax(axis=1), minlength=self.n_clusters)
+        self._cluster_order = np.argsort(-counts, kind="stable")
+        self.labels_ = proba[:, self._cluster_order].argmax(axis=1)
+        return self
+
+    # ------------------------------------------------------------------ inference
+
+    def _inference_module(self, module: torch.nn.Module | None = None) -> torch.nn.Module:
+        """A float64 copy of the module in eval mode (the fitted one stays float32)."""
+        module = self.net_.module_ if module is None else module
+        return copy.deepcopy(module).to(torch.float64).eval()
+
+    def _map_batches(
+        self, fn: Callable[[torch.Tensor], torch.Tensor], X: np.ndarray, module: torch.nn.Module
+    ) -> np.ndarray:
+        """Apply ``fn`` to float64 chunks of X on the module's device; concatenate."""
+        device = next(module.parameters()).device
+        width = max([X.shape[1], *self._hidden_sizes(), self.latent_dim])
+        rows = max(1, _INFERENCE_ELEMENTS // (self.n_clusters * width))
+        with torch.inference_mode():
+            chunks = [
+                fn(torch.tensor(X[i : i + rows], dtype=torch.float64, device=device))
+                for i in range(0, X.shape[0], rows)
+            ]
+        return torch.cat(chunks).cpu().numpy()
+
+    def _proba(self, X: np.ndarray) -> np.ndarray:
+        """q(y|x) with the module's own cluster order."""
+        module = self._inference_module()
+        return self._map_batches(lambda x: torch.softmax(module.encode_y(x), -1), X, module)
+
+    def _mean_elbo(self, module: torch.nn.Module, X: np.ndarray, rng: np.random.RandomState) -> float:
+        return float(np.mean(self._elbo(module, X, rng)))
+
+    def _elbo(
+        self, module: torch.nn.Module, X: np.ndarray, rng: np.random.RandomState
+    ) -> np.ndarray:
+        """Per-row ELBO with one draw of eps, of shape (K, L), shared by every row: each
+        row's value is an unbiased one-sample estimate that does not depend on the others."""
+        module = self._inference_module(module)
+        device = next(module.parameters()).device
+        generator = torch.Generator(device=device).manual_seed(int(rng.randint(_SEED_MAX)))
+        eps = torch.randn(
+            (self.n_clusters, self.latent_dim),
+            generator=generator,
+            dtype=torch.float64,
+            device=device,
+        )
+        return self._map_batches(lambda x: elbo_terms(module(x, eps=eps)).elbo, X, module)
+
+    def _validate_for_inference(self, X: np.ndarray) -> np.ndarray:
+        check_is_fitted(self)
+        return validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """Posterior cluster probabilities q(y|x).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Rows to assign.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_clusters)
+            q(y|x) for every row; rows sum to 1.
+        """
+        X = self._validate_for_inference(X)
+        return self._proba(X)[:, self._cluster_order]
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """Most probable cluster of each row, ``argmax_y q(y|x)``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Rows to assign.
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,)
+            Cluster labels in ``0..n_clusters-1``.
+        """
+        return self.predict_proba(X).argmax(axis=1)
+
+    def score_samples(self, X: np.ndarray) -> np.ndarray:
+        """Per-row evidence lower bound, ELBO(x) <= log p(x), in nats.
+
+        The expectation over z is a one-sample Monte Carlo estimate whose noise is drawn
+        from ``random_state`` (the same for every call when it is an int); y is summed
+        out exactly. The weights ``beta``, ``eta`` and ``entropy_weight`` do not enter:
+        this is the plain ELBO.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Rows to score.
+
+        Returns
+        -------
+        elbo : ndarray of shape (n_samples,)
+            ELBO of each row (higher is better).
+        """
+        X = self._validate_for_inference(X)
+        self._check_bernoulli_range(X)
+        return self._elbo(self.net_.module_, X, check_random_state(self.random_state))
+
+    def score(self, X: np.ndarray, y: object = None) -> float:
+        """Mean per-row ELBO (nats; higher is better), for model selection.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Rows to score.
+        y : None
+            Ignored; present for API consistency.
+
+        Returns
+        -------
+        score : float
+            Mean of ``score_samples(X)``.
+        """
+        return float(np.mean(self.score_samples(X)))
+
+    def sample(self, n_samples: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """Draw rows from the fitted generative model: y ~ p(y), z ~ p(z|y), x ~ p(x|z, y).
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+            Number of rows to draw.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features)
+            Drawn rows (binary for the Bernoulli likelihood).
+        y : ndarray of shape (n_samples,)
+            Their clusters, sorted, as in ``GaussianMixture.sample``.
+        """
+        check_is_fitted(self)
+        if not isinstance(n_samples, Integral) or n_samples < 1:
+            raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}.")
+        rng = check_random_state(self.random_state)
+        counts = rng.multinomial(n_samples, np.full(self.n_clusters, 1.0 / self.n_clusters))
+        labels = np.repeat(np.arange(self.n_clusters), counts)
+        module = self._inference_module()
+        device = next(module.parameters()).device
+        generator = torch.Generator(device=device).manual_seed(int(rng.randint(_SEED_MAX)))
+        internal = torch.as_tensor(self._cluster_order[labels], device=device)
+        with torch.inference_mode():
+            eps = torch.randn(
+                (n_samples, self.latent_dim),
+                generator=generator,
+                dtype=torch.float64,
+                device=device,
+            )
+            params = module.generate(eps)[torch.arange(n_samples, device=device), internal]
+            X = module.likelihood.sample(params, generator=generator)
+        return X.cpu().numpy(), labels

@@ -1,0 +1,269 @@
+"""The probabilistic model: inference networks, priors and decoders of the three variants.
+
+All variants share the inference networks
+
+    q(y|x)   = softmax(MLP(x))                                   (n, K)
+    q(z|x,y) = N(mu(x, y), diag sigma2(x, y)),  sigma2 = softplus(.)
+
+and differ only in how y enters the generative model:
+
+    ==============  ================  ==========================================
+    variant         prior on z        decoder input (first layer, then an MLP)
+    ==============  ================  ==========================================
+    ``m2``          N(0, I)           W [z; onehot(y)] + b
+    ``modified_m2`` N(0, I)           mu_y + sqrt(sigma2_y) * z   (per-cluster scale)
+    ``gmvae``       N(mu_y, sigma2_y) W z + b                      (y only via the prior)
+    ==============  ================  ==========================================
+
+The discrete y is never sampled: every forward pass evaluates all K values of y at once,
+as tensors with a cluster axis of length K, so the ELBO can sum over y exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.distributions import Bernoulli, Normal
+
+VARIANTS = ("m2", "modified_m2", "gmvae")
+LIKELIHOODS = ("bernoulli", "gaussian")
+
+# Smallest observation variance of the Gaussian likelihood; keeps log p(x|z) bounded on
+# constant features (which a decoder can otherwise fit with variance -> 0).
+_MIN_OBS_VARIANCE = 1e-3
+
+
+class ModelOutput(NamedTuple):
+    """Everything the ELBO needs for a batch of n rows, with y summed out later.
+
+    ``qy_logits`` is (n, K); the three log-densities are (n, K), one column per value of
+    y, each evaluated at the single reparameterized sample z_y ~ q(z|x, y).
+    """
+
+    qy_logits: Tensor
+    log_px: Tensor  # log p(x | z_y, y)
+    log_pz: Tensor  # log p(z_y | y)
+    log_qz: Tensor  # log q(z_y | x, y)
+
+
+def _relu_stack(sizes: Sequence[int]) -> nn.Sequential:
+    """ReLU, then Linear + ReLU for each consecutive pair of ``sizes``."""
+    layers: list[nn.Module] = [nn.ReLU()]
+    for n_in, n_out in zip(sizes[:-1], sizes[1:]):
+        layers += [nn.Linear(n_in, n_out), nn.ReLU()]
+    return nn.Sequential(*layers)
+
+
+class OneHotConcatLinear(nn.Linear):
+    """``W [v; onehot(y)] + b`` evaluated for every y at once.
+
+    Splitting ``W = [W_v, W_y]`` gives ``W_v v + (W_y[:, y] + b)``: the v-part is one
+    matmul and the y-part a (K, out) table, broadcast along the cluster axis. ``v`` has
+    shape (..., 1, in) (shared by all y) or (..., K, in); the result is (..., K, out).
+    The weight is a single Linear on the concatenation, so it is initialised like one.
+    """
+
+    def __init__(self, in_features: int, n_clusters: int, out_features: int) -> None:
+        super().__init__(in_features + n_clusters, out_features)
+        self.split = in_features
+
+    def forward(self, v: Tensor) -> Tensor:
+        table = self.weight[:, self.split :].T + self.bias  # (K, out)
+        return F.linear(v, self.weight[:, : self.split]) + table
+
+
+class StandardNormal(nn.Module):
+    """p(z) = N(0, I), shared by all clusters (M2 and modified M2)."""
+
+    def forward(self, eps: Tensor) -> Tensor:
+        return eps
+
+    def log_prob(self, z: Tensor) -> Tensor:
+        return Normal(0.0, 1.0).log_prob(z).sum(-1)
+
+
+class ClusterGaussian(nn.Module):
+    """Per-cluster diagonal Gaussians N(mu_y, diag sigma2_y), y = 0..K-1.
+
+    ``mu_y = W_m onehot(y) + b_m`` and ``sigma2_y = softplus(W_s onehot(y) + b_s)``, so the
+    parameters are (K, L) tables. ``forward`` is the reparameterization
+    ``eps -> mu_y + sqrt(sigma2_y) * eps`` with a cluster axis of length K.
+    The GMVAE uses it as its prior p(z|y); the modified M2 uses ``forward`` as the first
+    layer of its decoder (a positive-definite, per-cluster scale and shift of z).
+    """
+
+    def __init__(self, n_clusters: int, latent_dim: int) -> None:
+        super().__init__()
+        self.loc = nn.Linear(n_clusters, latent_dim)
+        self.scale = nn.Linear(n_clusters, latent_dim)
+
+    def params(self) -> tuple[Tensor, Tensor]:
+        """(K, L) means and variances."""
+        mean = self.loc.weight.T + self.loc.bias
+        var = F.softplus(self.scale.weight.T + self.scale.bias)
+        return mean, var
+
+    def forward(self, eps: Tensor) -> Tensor:
+        mean, var = self.params()
+        return mean + var.sqrt() * eps
+
+    def log_prob(self, z: Tensor) -> Tensor:
+        mean, var = self.params()
+        return Normal(mean, var.sqrt()).log_prob(z).sum(-1)
+
+
+class BernoulliLikelihood(nn.Module):
+    """p(x|.) = prod_d Bernoulli(x_d; sigmoid(logit_d)); x in [0, 1] (binary, or grey as an
+    expected value over binarizations)."""
+
+    def log_prob(self, logits: Tensor, x: Tensor) -> Tensor:
+        return Bernoulli(logits=logits, validate_args=False).log_prob(x).sum(-1)
+
+    def mean(self, logits: Tensor) -> Tensor:
+        return torch.sigmoid(logits)
+
+    def sample(self, logits: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        return torch.bernoulli(torch.sigmoid(logits), generator=generator)
+
+
+class GaussianLikelihood(nn.Module):
+    """p(x|.) = N(x; mean, diag sigma2) with a learned variance per feature."""
+
+    def __init__(self, n_features: int) -> None:
+        super().__init__()
+        # softplus(0.5413) = 1: unit variance at the start, suited to standardized data.
+        self.raw_var = nn.Parameter(torch.full((n_features,), 0.5413))
+
+    def var(self) -> Tensor:
+        return F.softplus(self.raw_var) + _MIN_OBS_VARIANCE
+
+    def log_prob(self, mean: Tensor, x: Tensor) -> Tensor:
+        return Normal(mean, self.var().sqrt()).log_prob(x).sum(-1)
+
+    def mean(self, mean: Tensor) -> Tensor:
+        return mean
+
+    def sample(self, mean: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        noise = torch.randn(mean.shape, generator=generator, dtype=mean.dtype, device=mean.device)
+        return mean + self.var().sqrt() * noise
+
+
+class MixtureVAE(nn.Module):
+    """A mixture VAE with K clusters; ``variant`` picks the generative model.
+
+    Parameters
+    ----------
+    n_features : int
+        Dimension D of x.
+    n_clusters : int
+        Number K of values of y.
+    latent_dim : int
+        Dimension L of z.
+    hidden_layer_sizes : sequence of int
+        Widths of the hidden ReLU layers of every network (the reference: 512, 512).
+    variant : {"m2", "modified_m2", "gmvae"}
+        The generative model (see the module docstring).
+    likelihood : {"bernoulli", "gaussian"}
+        The observation model p(x|.).
+    binarize : bool
+        Dynamically binarize x (x_d ~ Bernoulli(x_d)) on every training pass; Bernoulli
+        likelihood only.
+    """
+
+    def __init__(
+        self,
+        n_features: int,
+        n_clusters: int,
+        latent_dim: int,
+        hidden_layer_sizes: Sequence[int],
+        variant: str = "gmvae",
+        likelihood: str = "bernoulli",
+        binarize: bool = True,
+    ) -> None:
+        super().__init__()
+        if variant not in VARIANTS:
+            raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+        if likelihood not in LIKELIHOODS:
+            raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {likelihood!r}")
+        D, K, L, H = n_features, n_clusters, latent_dim, list(hidden_layer_sizes)
+        self.n_clusters, self.latent_dim, self.variant = K, L, variant
+        self.binarize = binarize and likelihood == "bernoulli"
+
+        # Inference networks, shared by all variants.
+        self.qy = nn.Sequential(nn.Linear(D, H[0]), _relu_stack(H), nn.Linear(H[-1], K))
+        self.qz_first = OneHotConcatLinear(D, K, H[0])
+        self.qz_hidden = _relu_stack(H)
+        self.qz_mean = nn.Linear(H[-1], L)
+        self.qz_var = nn.Linear(H[-1], L)
+
+        # Generative model: where y enters is the only difference between variants.
+        if variant == "m2":
+            self.prior: nn.Module = StandardNormal()
+            self.dec_first: nn.Module = OneHotConcatLinear(L, K, H[0])
+            dec_sizes = H
+        elif variant == "modified_m2":
+            self.prior = StandardNormal()
+            self.dec_first = ClusterGaussian(K, L)
+            dec_sizes = [L, *H[1:]]
+        else:  # gmvae
+            self.prior = ClusterGaussian(K, L)
+            self.dec_first = nn.Linear(L, H[0])
+            dec_sizes = H
+        self.dec_hidden = _relu_stack(dec_sizes)
+        self.dec_out = nn.Linear(dec_sizes[-1], D)
+        self.likelihood = (
+            BernoulliLikelihood() if likelihood == "bernoulli" else GaussianLikelihood(D)
+        )
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Xavier-uniform weights and zero biases, as in the reference study."""
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.xavier_uniform_(m.weight)
+                nn.init.zeros_(m.bias)
+
+    def encode_y(self, x: Tensor) -> Tensor:
+        """Logits of q(y|x), shape (n, K)."""
+        return self.qy(x)
+
+    def encode_z(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Mean and variance of q(z|x, y) for every y, each (n, K, L)."""
+        h = self.qz_hidden(self.qz_first(x.unsqueeze(-2)))
+        return self.qz_mean(h), F.softplus(self.qz_var(h))
+
+    def decode(self, z: Tensor) -> Tensor:
+        """Likelihood parameters of p(x|z, y), (n, K, D), from z of shape (n, K or 1, L)."""
+        return self.dec_out(self.dec_hidden(self.dec_first(z)))
+
+    def forward(self, x: Tensor, eps: Tensor | None = None) -> ModelOutput:
+        """The ELBO's terms for every (row, cluster) pair.
+
+        ``eps`` (broadcastable to (n, K, L)) fixes the noise of z_y = mu + sigma * eps;
+        by default it is drawn from the global torch RNG.
+        """
+        if self.training and self.binarize:
+            x = torch.bernoulli(x)  # dynamic binarization
+        z_mean, z_var = self.encode_z(x)
+        if eps is None:
+            eps = torch.randn_like(z_mean)
+        z_std = z_var.sqrt()
+        z = z_mean + z_std * eps
+        return ModelOutput(
+            qy_logits=self.encode_y(x),
+            log_px=self.likelihood.log_prob(self.decode(z), x.unsqueeze(-2)),
+            log_pz=self.prior.log_prob(z),
+            log_qz=Normal(z_mean, z_std).log_prob(z).sum(-1),
+        )
+
+    def generate(self, eps: Tensor) -> Tensor:
+        """Likelihood parameters (n, K, D) of x given z = prior(eps) for every cluster.
+
+        ``eps`` is (n, L) standard normal noise; z_y = mu_y + sigma_y * eps under a
+        per-cluster prior, z = eps under N(0, I).
+        """
+        return self.decode(self.prior(eps.unsqueeze(-2)))
