@@ -1,4 +1,4 @@
-"""``GMVAEClustering``: the scikit-learn estimator (parameters, validation, the sklearn contract)."""
+"""``GMVAEClustering``: the scikit-learn estimator (parameters, validation, sklearn contract)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ from numbers import Integral, Real
 
 import numpy as np
 import torch
-from skorch.callbacks import EarlyStopping, GradientNormClipping, ProgressBar
 from sklearn.base import BaseEstimator, ClusterMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
+from skorch.callbacks import EarlyStopping, GradientNormClipping, ProgressBar
 
 from ._model import VARIANTS, MixtureVAE
 from ._net import MixtureVAENet
@@ -46,6 +46,11 @@ def _seeded_torch(seed: int) -> Iterator[None]:
     with torch.random.fork_rng(devices=cuda):
         torch.manual_seed(seed)
         yield
+
+
+def _final_elbo(net: MixtureVAENet) -> float:
+    """Mean training ELBO of the net's last epoch."""
+    return float(net.history[-1, "train_elbo"])
 
 
 def _noop(*args: object, **kwargs: object) -> None:
@@ -136,8 +141,8 @@ class GMVAEClustering(ClusterMixin, BaseEstimator):
     n_iter_ : int
         Number of epochs trained (in total, across warm starts).
     lower_bound_ : float
-        Mean ELBO per training row (nats) of the kept model, as ``score`` on the
-        training data.
+        Mean ELBO per training row (nats) over the last training epoch of the kept
+        model (with training's binarization and noise); ``n_init`` keeps the highest.
     converged_ : bool
         True when training stopped because the loss had stopped improving by ``tol``.
     likelihood_ : str
@@ -358,22 +363,20 @@ class GMVAEClustering(ClusterMixin, BaseEstimator):
             epochs_before = len(self.net_.history)
             with _seeded_torch(rng.randint(_SEED_MAX)):
                 self.net_.partial_fit(X_train)
-            net, lower_bound = self.net_, self._mean_elbo(self.net_.module_, X, rng)
+            net = self.net_
         else:
             self.likelihood_ = self._resolve_likelihood(X)
             self.device_ = str(_resolve_device(self.device))
-            epochs_before, best = 0, None
+            epochs_before, nets = 0, []
             for _ in range(self.n_init):
                 with _seeded_torch(rng.randint(_SEED_MAX)):
-                    net = self._build_net(X.shape[1], self.likelihood_, self.device_)
-                    net.fit(X_train)
-                bound = self._mean_elbo(net.module_, X, rng)
-                if best is None or bound > best[0] or np.isnan(best[0]):
-                    best = (bound, net)
-            lower_bound, net = best
+                    nets.append(self._build_net(X.shape[1], self.likelihood_, self.device_))
+                    nets[-1].fit(X_train)
+            # Keep the best final ELBO; a NaN bound ranks lowest.
+            net = max(nets, key=lambda n: np.nan_to_num(_final_elbo(n), nan=-np.inf))
 
         self.net_, self.history_ = net, net.history
-        self.lower_bound_ = lower_bound
+        self.lower_bound_ = _final_elbo(net)
         self.n_iter_ = len(net.history)
         self.converged_ = self.tol is not None and self.n_iter_ - epochs_before < self.max_epochs
         if self.tol is not None and not self.converged_:
@@ -417,9 +420,6 @@ class GMVAEClustering(ClusterMixin, BaseEstimator):
         """q(y|x) with the module's own cluster order."""
         module = self._inference_module()
         return self._map_batches(lambda x: torch.softmax(module.encode_y(x), -1), X, module)
-
-    def _mean_elbo(self, module: torch.nn.Module, X: np.ndarray, rng: np.random.RandomState) -> float:
-        return float(np.mean(self._elbo(module, X, rng)))
 
     def _elbo(
         self, module: torch.nn.Module, X: np.ndarray, rng: np.random.RandomState

@@ -53,7 +53,7 @@ class ModelOutput(NamedTuple):
 def _relu_stack(sizes: Sequence[int]) -> nn.Sequential:
     """ReLU, then Linear + ReLU for each consecutive pair of ``sizes``."""
     layers: list[nn.Module] = [nn.ReLU()]
-    for n_in, n_out in zip(sizes[:-1], sizes[1:]):
+    for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True):
         layers += [nn.Linear(n_in, n_out), nn.ReLU()]
     return nn.Sequential(*layers)
 

@@ -1,0 +1,134 @@
+"""Clustering metrics: majority-vote and Hungarian accuracy, H(Y|X), NMI and ARI.
+
+Clusters are unordered, so accuracies first map clusters to classes:
+
+- ``cluster_accuracy`` (the study's protocol): each cluster takes its most frequent true
+  label; several clusters may map to the same class.
+- ``hungarian_accuracy``: the best one-to-one map between clusters and classes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+from scipy.special import entr
+from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+from sklearn.metrics.cluster import contingency_matrix
+
+__all__ = [
+    "cluster_accuracy",
+    "clustering_report",
+    "conditional_entropy",
+    "hungarian_accuracy",
+]
+
+
+def cluster_accuracy(y_true: np.ndarray, labels: np.ndarray) -> float:
+    """Majority-vote accuracy: each cluster is labelled with its most frequent class.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples,)
+        True classes.
+    labels : array-like of shape (n_samples,)
+        Cluster assignments. Empty clusters play no part.
+
+    Returns
+    -------
+    accuracy : float
+        Fraction of rows whose cluster's majority class is their class, in (0, 1].
+
+    Examples
+    --------
+    >>> cluster_accuracy([0, 0, 1, 1], [5, 5, 5, 2])
+    0.75
+    """
+    table = contingency_matrix(y_true, labels)  # (classes, clusters)
+    return float(table.max(axis=0).sum() / table.sum())
+
+
+def hungarian_accuracy(y_true: np.ndarray, labels: np.ndarray) -> float:
+    """Accuracy under the best one-to-one map of clusters to classes.
+
+    Solved with ``scipy.optimize.linear_sum_assignment`` on the contingency table; with
+    more clusters than classes the extra clusters count as wrong.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples,)
+        True classes.
+    labels : array-like of shape (n_samples,)
+        Cluster assignments.
+
+    Returns
+    -------
+    accuracy : float
+        In (0, 1]; never above ``cluster_accuracy``.
+
+    Examples
+    --------
+    >>> hungarian_accuracy([0, 0, 1, 1], [5, 5, 5, 2])
+    0.75
+    >>> hungarian_accuracy([0, 0, 1, 1], [3, 3, 3, 3])
+    0.5
+    """
+    table = contingency_matrix(y_true, labels)
+    rows, cols = linear_sum_assignment(table, maximize=True)
+    return float(table[rows, cols].sum() / table.sum())
+
+
+def conditional_entropy(proba: np.ndarray) -> float:
+    """Mean entropy of the cluster posteriors, H(Y|X) = mean_x H(q(y|x)), in nats.
+
+    0 for confident assignments, ln K when every q(y|x) is uniform over K clusters.
+
+    Parameters
+    ----------
+    proba : array-like of shape (n_samples, n_clusters)
+        Rows of probabilities, e.g. ``predict_proba(X)``.
+
+    Returns
+    -------
+    entropy : float
+        In [0, ln n_clusters].
+
+    Examples
+    --------
+    >>> round(conditional_entropy([[0.5, 0.5], [1.0, 0.0]]), 4)
+    0.3466
+    """
+    proba = np.asarray(proba, dtype=np.float64)
+    if proba.ndim != 2:
+        raise ValueError(f"proba must be 2-D (n_samples, n_clusters), got shape {proba.shape}.")
+    return float(entr(proba).sum(axis=1).mean())
+
+
+def clustering_report(
+    y_true: np.ndarray, labels: np.ndarray, proba: np.ndarray | None = None
+) -> dict[str, float]:
+    """All the metrics at once.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples,)
+        True classes.
+    labels : array-like of shape (n_samples,)
+        Cluster assignments.
+    proba : array-like of shape (n_samples, n_clusters), default=None
+        Cluster posteriors; adds ``conditional_entropy`` when given.
+
+    Returns
+    -------
+    report : dict
+        ``accuracy`` (majority vote), ``hungarian_accuracy``, ``nmi``, ``ari`` and, with
+        ``proba``, ``conditional_entropy`` (nats).
+    """
+    report = {
+        "accuracy": cluster_accuracy(y_true, labels),
+        "hungarian_accuracy": hungarian_accuracy(y_true, labels),
+        "nmi": float(normalized_mutual_info_score(y_true, labels)),
+        "ari": float(adjusted_rand_score(y_true, labels)),
+    }
+    if proba is not None:
+        report["conditional_entropy"] = conditional_entropy(proba)
+    return report

@@ -1,0 +1,246 @@
+"""GMVAEClustering beyond sklearn's checks: pipelines, search, persistence, RNG, options."""
+
+import pickle
+import re
+
+import numpy as np
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.datasets import load_digits, make_blobs
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+from skorch.callbacks import Callback
+
+from sk_gmvae import GMVAEClustering
+from sk_gmvae.metrics import cluster_accuracy
+
+SMALL = dict(latent_dim=2, hidden_layer_sizes=(16,), max_epochs=5, batch_size=32)
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    X, y = make_blobs(n_samples=120, centers=3, n_features=4, random_state=0)
+    return X, y
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, y = load_digits(return_X_y=True)
+    return X / 16.0, y
+
+
+def test_fit_attributes(blobs):
+    X, _ = blobs
+    est = GMVAEClustering(3, random_state=0, **SMALL).fit(X)
+    assert est.labels_.shape == (120,) and est.labels_.dtype.kind == "i"
+    assert est.n_features_in_ == 4 and est.n_iter_ == 5
+    assert est.likelihood_ == "gaussian" and est.device_ == "cpu"
+    assert np.isfinite(est.lower_bound_) and est.converged_ is False
+    assert est.history_[-1, "train_elbo"] == pytest.approx(est.lower_bound_)
+    assert set(est.history_[-1]) >= {"epoch", "train_loss", "train_elbo", "train_entropy", "dur"}
+    assert len(est.history_) == 5
+
+
+def test_predict_proba_score_and_sample(blobs):
+    X, _ = blobs
+    est = GMVAEClustering(3, random_state=0, **SMALL).fit(X)
+    proba = est.predict_proba(X)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    np.testing.assert_array_equal(est.predict(X), proba.argmax(axis=1))
+    np.testing.assert_array_equal(est.predict(X), est.labels_)
+    score = est.score(X)
+    assert isinstance(score, float) and np.isfinite(score)
+    assert score == pytest.approx(est.score_samples(X).mean())
+    Xs, ys = est.sample(7)
+    assert Xs.shape == (7, 4) and ys.shape == (7,) and np.all(np.diff(ys) >= 0)
+    assert set(ys) <= set(range(3))
+
+
+def test_labels_are_numbered_by_cluster_size(blobs):
+    X, _ = blobs
+    est = GMVAEClustering(5, random_state=0, **SMALL).fit(X)
+    counts = np.bincount(est.labels_, minlength=5)
+    assert np.all(np.diff(counts) <= 0)
+    used = np.unique(est.labels_)
+    np.testing.assert_array_equal(used, np.arange(len(used)))
+
+
+def test_same_random_state_same_labels_and_global_rng_untouched(blobs):
+    X, _ = blobs
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    a = GMVAEClustering(3, random_state=7, **SMALL).fit(X)
+    a.score(X), a.sample(3), a.predict(X)
+    assert torch.equal(torch.get_rng_state(), before)
+    b = GMVAEClustering(3, random_state=7, **SMALL).fit(X)
+    np.testing.assert_array_equal(a.labels_, b.labels_)
+    assert a.score(X) == b.score(X)
+    np.testing.assert_array_equal(a.sample(5)[0], b.sample(5)[0])
+
+
+def test_pipeline_clone_and_pickle(blobs):
+    X, _ = blobs
+    pipe = Pipeline(
+        [("scale", StandardScaler()), ("gmvae", GMVAEClustering(3, random_state=0, **SMALL))]
+    )
+    labels = pipe.fit_predict(X)
+    assert labels.shape == (120,)
+    restored = pickle.loads(pickle.dumps(pipe))
+    np.testing.assert_array_equal(restored.predict(X), pipe.predict(X))
+    assert restored.score(X) == pipe.score(X)
+    cloned = clone(pipe)
+    assert not hasattr(cloned[-1], "labels_")
+    np.testing.assert_array_equal(cloned.fit_predict(X), labels)
+
+
+def test_grid_search_over_variant_and_latent_dim(blobs):
+    X, _ = blobs
+    grid = {"variant": ["m2", "modified_m2", "gmvae"], "latent_dim": [1, 2]}
+    search = GridSearchCV(
+        GMVAEClustering(3, random_state=0, **{**SMALL, "max_epochs": 2}), grid, cv=2
+    )
+    search.fit(X)
+    scores = search.cv_results_["mean_test_score"]
+    assert len(scores) == 6 and np.all(np.isfinite(scores))
+    assert search.best_params_["variant"] in grid["variant"]
+    assert search.best_estimator_.labels_.shape == (120,)
+
+
+def test_clusters_digits_better_than_chance(digits):
+    X, y = digits
+    est = GMVAEClustering(
+        10, latent_dim=8, hidden_layer_sizes=(128,), max_epochs=30, random_state=0
+    )
+    labels = est.fit_predict(X)
+    assert est.likelihood_ == "bernoulli"
+    # Chance is ~0.11; a working GMVAE on these 8x8 digits reaches well above 0.5.
+    assert cluster_accuracy(y, labels) > 0.5
+
+
+def test_warm_start_continues_training(blobs):
+    X, _ = blobs
+    est = GMVAEClustering(3, random_state=0, warm_start=True, **SMALL).fit(X)
+    net = est.net_
+    est.fit(X)
+    assert est.net_ is net and est.n_iter_ == 10 and len(est.history_) == 10
+    with pytest.raises(ValueError, match="features"):
+        est.fit(X[:, :3])
+
+
+def test_n_init_keeps_best_final_elbo(blobs):
+    X, _ = blobs
+    est = GMVAEClustering(3, n_init=3, random_state=0, **SMALL).fit(X)
+    # The kept run's bound is the best of the three runs' bounds, and they differ.
+    bounds = [n.history[-1, "train_elbo"] for n in _nets_of(est, X)]
+    assert len(set(bounds)) == 3
+    assert est.lower_bound_ == max(bounds)
+
+
+def _nets_of(est, X):
+    """Re-run the n_init trainings with the seeds fit draws, one at a time."""
+    from sk_gmvae._estimator import _SEED_MAX, _seeded_torch
+
+    rng = np.random.RandomState(est.random_state)
+    nets = []
+    for _ in range(est.n_init):
+        with _seeded_torch(rng.randint(_SEED_MAX)):
+            net = est._build_net(X.shape[1], est.likelihood_, est.device_)
+            net.fit(torch.tensor(X, dtype=torch.float32))
+        nets.append(net)
+    return nets
+
+
+def test_tol_stops_early_and_sets_converged(blobs):
+    X, _ = blobs
+    est = GMVAEClustering(
+        3, random_state=0, tol=1e6, n_iter_no_change=2, **{**SMALL, "max_epochs": 50}
+    ).fit(X)
+    assert est.converged_ and est.n_iter_ == 3
+    with pytest.warns(ConvergenceWarning):
+        GMVAEClustering(3, random_state=0, tol=0.0, n_iter_no_change=100, **SMALL).fit(X)
+
+
+def test_user_callbacks_are_called_and_not_mutated(blobs):
+    X, _ = blobs
+
+    class CountEpochs(Callback):
+        def initialize(self):
+            self.count_ = 0
+            return self
+
+        def on_epoch_end(self, net, **kwargs):
+            self.count_ += 1
+
+    cb = CountEpochs()
+    est = GMVAEClustering(3, random_state=0, callbacks=[("count", cb)], **SMALL).fit(X)
+    assert dict(est.net_.callbacks_)["count"].count_ == 5
+    assert not hasattr(cb, "count_")  # the parameter itself is left as given
+
+
+def test_gradient_clipping_and_verbose_output(blobs, capsys):
+    X, _ = blobs
+    GMVAEClustering(3, random_state=0, max_grad_norm=1.0, verbose=1, **SMALL).fit(X)
+    out = capsys.readouterr().out
+    assert "train_elbo" in out and "train_entropy" in out
+
+
+def test_weighted_objective_trains(blobs):
+    X, _ = blobs
+    est = GMVAEClustering(3, random_state=0, beta=0.5, eta=2.0, entropy_weight=0.1, **SMALL).fit(X)
+    assert np.isfinite(est.lower_bound_)
+    # train_loss is the weighted objective, train_elbo the plain bound.
+    assert est.history_[-1, "train_loss"] != pytest.approx(-est.history_[-1, "train_elbo"])
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        ({"variant": "vae"}, "variant"),
+        ({"hidden_layer_sizes": (16, 0)}, "hidden_layer_sizes"),
+        ({"hidden_layer_sizes": ()}, "hidden_layer_sizes"),
+        ({"device": "tpu:9"}, "device"),
+        ({"learning_rate": 0.0}, "learning_rate"),
+        ({"n_clusters": 0}, "n_clusters"),
+    ],
+)
+def test_bad_parameters_raise_value_error(blobs, params, match):
+    X, _ = blobs
+    with pytest.raises(ValueError, match=match):
+        GMVAEClustering(**{**SMALL, **params}).fit(X)
+
+
+def test_bernoulli_likelihood_needs_unit_interval(blobs, digits):
+    X, _ = blobs
+    with pytest.raises(ValueError, match=re.escape("[0, 1]")):
+        GMVAEClustering(3, likelihood="bernoulli", **SMALL).fit(X)
+    Xd, _ = digits
+    est = GMVAEClustering(3, random_state=0, **SMALL).fit(Xd[:100])
+    assert est.likelihood_ == "bernoulli"
+    with pytest.raises(ValueError, match="Bernoulli"):
+        est.score(Xd[:10] * 2)
+    assert est.predict(Xd[:10] * 2).shape == (10,)  # assignment is defined for any input
+
+
+def test_gaussian_likelihood_on_unit_data_when_asked(digits):
+    Xd, _ = digits
+    est = GMVAEClustering(3, likelihood="gaussian", random_state=0, **SMALL).fit(Xd[:100])
+    assert est.likelihood_ == "gaussian" and np.isfinite(est.score(Xd[:100]))
+
+
+def test_cuda_request_without_cuda_is_a_clear_error(blobs):
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available here")
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        GMVAEClustering(3, device="cuda", **SMALL).fit(blobs[0])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_trains_on_cuda_and_predicts(blobs):
+    X, _ = blobs
+    est = GMVAEClustering(3, random_state=0, device="auto", **SMALL).fit(X)
+    assert est.device_.startswith("cuda")
+    assert next(est.net_.module_.parameters()).is_cuda
+    assert est.predict(X).shape == (120,) and np.isfinite(est.score(X))

@@ -1,0 +1,97 @@
+"""The model and objective: batched computation against the per-y reference loop."""
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from sk_gmvae._model import VARIANTS, MixtureVAE, OneHotConcatLinear
+from sk_gmvae._objective import NegativeELBO, elbo_terms, reference_negative_elbo
+
+
+def _model(variant, likelihood="bernoulli", D=7, K=4, L=3, H=(8, 6)):
+    torch.manual_seed(0)
+    return MixtureVAE(D, K, L, H, variant=variant, likelihood=likelihood).double().eval()
+
+
+def _data(likelihood, n=5, D=7):
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(n, D, generator=g, dtype=torch.float64)
+    return x if likelihood == "bernoulli" else 3 * x - 1
+
+
+def test_one_hot_concat_linear_equals_linear_on_concatenation():
+    torch.manual_seed(0)
+    layer = OneHotConcatLinear(5, 3, 4).double()
+    v = torch.randn(2, 1, 5, dtype=torch.float64)
+    onehots = torch.eye(3, dtype=torch.float64)
+    concat = [torch.cat([v[:, 0], onehots[y].expand(2, 3)], -1) for y in range(3)]
+    expected = torch.stack([nn.functional.linear(c, layer.weight, layer.bias) for c in concat], 1)
+    torch.testing.assert_close(layer(v), expected)
+
+
+@pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian"])
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_batched_elbo_equals_per_cluster_loop(variant, likelihood):
+    module, x = _model(variant, likelihood), _data(likelihood)
+    eps = torch.randn(5, 4, 3, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    batched = -elbo_terms(module(x, eps=eps)).elbo
+    torch.testing.assert_close(batched, reference_negative_elbo(module, x, eps))
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_output_shapes_and_finite(variant):
+    out = _model(variant)(_data("bernoulli"))
+    for t in out[1:]:
+        assert t.shape == (5, 4)
+    assert out.qy_logits.shape == (5, 4)
+    assert all(torch.isfinite(t).all() for t in out)
+
+
+def test_kl_y_and_entropy_add_to_log_k():
+    terms = elbo_terms(_model("gmvae")(_data("bernoulli")))
+    torch.testing.assert_close(
+        terms.kl_y + terms.entropy, torch.full((5,), math.log(4), dtype=torch.float64)
+    )
+    assert (terms.kl_y >= -1e-12).all()
+
+
+def test_default_loss_is_negative_elbo_and_weights_enter_as_documented():
+    terms = elbo_terms(_model("gmvae")(_data("bernoulli")))
+    torch.testing.assert_close(NegativeELBO().loss(terms), -terms.elbo.mean())
+    weighted = NegativeELBO(beta=0.5, eta=2.0, entropy_weight=0.3).loss(terms)
+    expected = (
+        -terms.reconstruction + 0.5 * terms.kl_z + 2.0 * terms.kl_y + 0.3 * terms.entropy
+    ).mean()
+    torch.testing.assert_close(weighted, expected)
+
+
+def test_m2_decoder_uses_y_and_gmvae_decoder_does_not():
+    z = torch.randn(2, 1, 3, dtype=torch.float64)
+    m2, gmvae = _model("m2"), _model("gmvae")
+    assert m2.decode(z).shape == (2, 4, 7)  # one output per cluster from a shared z
+    assert gmvae.decode(z).shape == (2, 1, 7)  # y enters only through p(z|y)
+    assert _model("modified_m2").decode(z).shape == (2, 4, 7)
+
+
+def test_dynamic_binarization_only_in_training():
+    module = _model("gmvae")
+    x = torch.full((3, 7), 0.5, dtype=torch.float64)
+    eps = torch.zeros(3, 4, 3, dtype=torch.float64)
+    torch.testing.assert_close(module(x, eps=eps).log_px, module(x, eps=eps).log_px)
+    module.train()
+    torch.manual_seed(0)
+    a = module(x, eps=eps).log_px
+    b = module(x, eps=eps).log_px
+    assert not torch.allclose(a, b)  # fresh binary draws each pass
+
+
+def test_variants_differ_only_in_the_generative_model():
+    names = {v: {n for n, _ in _model(v).named_parameters()} for v in VARIANTS}
+    inference = {n for n in names["m2"] if n.startswith(("qy.", "qz_"))}
+    for v in VARIANTS:
+        assert inference <= names[v]
+    assert any(n.startswith("prior.") for n in names["gmvae"])
+    assert not any(n.startswith("prior.") for n in names["modified_m2"] | names["m2"])
+    assert any(n.startswith("dec_first.scale") for n in names["modified_m2"])
