@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from numbers import Integral, Real
 
 import numpy as np
@@ -17,13 +17,11 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 from skorch.callbacks import EarlyStopping, GradientNormClipping, ProgressBar
 
+from ._inference import elbo, posterior
 from ._model import VARIANTS, MixtureVAE
 from ._net import MixtureVAENet
-from ._objective import NegativeELBO, elbo_terms
+from ._objective import NegativeELBO
 
-# Inference runs in chunks whose largest (rows, K, width) float64 tensor has at most this
-# many elements (32 MiB), so memory stays bounded whatever the number of rows.
-_INFERENCE_ELEMENTS = 2**22
 _SEED_MAX = np.iinfo(np.int32).max
 
 
@@ -397,45 +395,13 @@ class GMVAEClustering(ClusterMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ inference
 
-    def _inference_module(self, module: torch.nn.Module | None = None) -> torch.nn.Module:
+    def _inference_module(self) -> torch.nn.Module:
         """A float64 copy of the module in eval mode (the fitted one stays float32)."""
-        module = self.net_.module_ if module is None else module
-        return copy.deepcopy(module).to(torch.float64).eval()
-
-    def _map_batches(
-        self, fn: Callable[[torch.Tensor], torch.Tensor], X: np.ndarray, module: torch.nn.Module
-    ) -> np.ndarray:
-        """Apply ``fn`` to float64 chunks of X on the module's device; concatenate."""
-        device = next(module.parameters()).device
-        width = max([X.shape[1], *self._hidden_sizes(), self.latent_dim])
-        rows = max(1, _INFERENCE_ELEMENTS // (self.n_clusters * width))
-        with torch.inference_mode():
-            chunks = [
-                fn(torch.tensor(X[i : i + rows], dtype=torch.float64, device=device))
-                for i in range(0, X.shape[0], rows)
-            ]
-        return torch.cat(chunks).cpu().numpy()
+        return copy.deepcopy(self.net_.module_).to(torch.float64).eval()
 
     def _proba(self, X: np.ndarray) -> np.ndarray:
         """q(y|x) with the module's own cluster order."""
-        module = self._inference_module()
-        return self._map_batches(lambda x: torch.softmax(module.encode_y(x), -1), X, module)
-
-    def _elbo(
-        self, module: torch.nn.Module, X: np.ndarray, rng: np.random.RandomState
-    ) -> np.ndarray:
-        """Per-row ELBO with one draw of eps, of shape (K, L), shared by every row: each
-        row's value is an unbiased one-sample estimate that does not depend on the others."""
-        module = self._inference_module(module)
-        device = next(module.parameters()).device
-        generator = torch.Generator(device=device).manual_seed(int(rng.randint(_SEED_MAX)))
-        eps = torch.randn(
-            (self.n_clusters, self.latent_dim),
-            generator=generator,
-            dtype=torch.float64,
-            device=device,
-        )
-        return self._map_batches(lambda x: elbo_terms(module(x, eps=eps)).elbo, X, module)
+        return posterior(self._inference_module(), X, torch.float64)
 
     def _validate_for_inference(self, X: np.ndarray) -> np.ndarray:
         check_is_fitted(self)
@@ -492,7 +458,8 @@ class GMVAEClustering(ClusterMixin, BaseEstimator):
         """
         X = self._validate_for_inference(X)
         self._check_bernoulli_range(X)
-        return self._elbo(self.net_.module_, X, check_random_state(self.random_state))
+        seed = check_random_state(self.random_state).randint(_SEED_MAX)
+        return elbo(self._inference_module(), X, int(seed), torch.float64)
 
     def score(self, X: np.ndarray, y: object = None) -> float:
         """Mean per-row ELBO (nats; higher is better), for model selection.
@@ -546,3 +513,37 @@ class GMVAEClustering(ClusterMixin, BaseEstimator):
             params = module.generate(eps)[torch.arange(n_samples, device=device), internal]
             X = module.likelihood.sample(params, generator=generator)
         return X.cpu().numpy(), labels
+
+    def cluster_prototypes(self, n_per_cluster: int = 8) -> np.ndarray:
+        """What each cluster generates: decoded means E[x | z, y] for z ~ p(z|y).
+
+        For the GMVAE z is drawn from the cluster's own Gaussian; for M2 and the modified
+        M2 from N(0, I), with y entering the decoder. Seeded by ``random_state``.
+
+        Parameters
+        ----------
+        n_per_cluster : int, default=8
+            Draws of z per cluster.
+
+        Returns
+        -------
+        prototypes : ndarray of shape (n_clusters, n_per_cluster, n_features)
+            Row k holds the decoded means of cluster label k (pixel probabilities for
+            the Bernoulli likelihood).
+        """
+        check_is_fitted(self)
+        if not isinstance(n_per_cluster, Integral) or n_per_cluster < 1:
+            raise ValueError(f"n_per_cluster must be a positive integer, got {n_per_cluster!r}.")
+        module = self._inference_module()
+        device = next(module.parameters()).device
+        seed = int(check_random_state(self.random_state).randint(_SEED_MAX))
+        generator = torch.Generator(device=device).manual_seed(seed)
+        with torch.inference_mode():
+            eps = torch.randn(
+                (n_per_cluster, self.latent_dim),
+                generator=generator,
+                dtype=torch.float64,
+                device=device,
+            )
+            means = module.likelihood.mean(module.generate(eps))  # (n, K, D)
+        return means.transpose(0, 1)[self._cluster_order].cpu().numpy()

@@ -1,4 +1,5 @@
-"""Command line: ``sk-gmvae mnist`` clusters MNIST and prints its metrics."""
+"""Command line: ``sk-gmvae mnist`` clusters MNIST and prints its metrics; ``sk-gmvae
+reproduce`` runs the study (variants x seeds x epochs) and writes its figure and table."""
 
 from __future__ import annotations
 
@@ -8,26 +9,36 @@ import math
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
 from . import GMVAEClustering
-from .datasets import DatasetUnavailableError, load_mnist
+from .datasets import DatasetUnavailableError, load_fashion_mnist, load_mnist
 from .metrics import clustering_report
 
 
-def _mnist(args: argparse.Namespace) -> int:
-    try:
-        X_train, _ = load_mnist("train", return_X_y=True, data_home=args.data_home)
+def _binarize(X: np.ndarray, seed: int) -> np.ndarray:
+    """One fixed draw of x_d ~ Bernoulli(x_d), as the study evaluated on binarized images."""
+    rng = np.random.default_rng(seed)
+    return (rng.random(X.shape, dtype=np.float32) < X).astype(np.float32)
+
+
+def _load(args: argparse.Namespace) -> tuple[np.ndarray, ...]:
+    """The study's protocol: train on the first ``n_train`` (50k) training images, so an
+    epoch is 500 steps of 100; evaluate on the 10k test images, binarized once."""
+    if getattr(args, "dataset", "mnist") == "fashion-mnist":
+        X_train, y_train = load_fashion_mnist("train", return_X_y=True)
+        X_test, y_test = load_fashion_mnist("test", return_X_y=True)
+    else:
+        X_train, y_train = load_mnist("train", return_X_y=True, data_home=args.data_home)
         X_test, y_test = load_mnist("test", return_X_y=True, data_home=args.data_home)
-    except DatasetUnavailableError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    # The study's protocol: train on the first 50k training images (an epoch is then
-    # 500 steps of 100), evaluate on the 10k test images, binarized once.
-    X_train = X_train[: args.n_train]
-    rng = np.random.default_rng(args.seed)
-    X_test = (rng.random(X_test.shape, dtype=np.float32) < X_test).astype(np.float32)
+    n = args.n_train
+    return X_train[:n], y_train[:n], _binarize(X_test, args.seed), y_test
+
+
+def _mnist(args: argparse.Namespace) -> int:
+    X_train, _, X_test, y_test = _load(args)
 
     est = GMVAEClustering(
         n_clusters=args.n_clusters,
@@ -77,6 +88,47 @@ def _mnist(args: argparse.Namespace) -> int:
     return 0
 
 
+def _reproduce(args: argparse.Namespace) -> int:
+    from .experiments import results_table, run_study
+    from .plots import plot_prototypes, plot_study
+
+    X_train, _, X_test, y_test = _load(args)
+    rows = np.random.default_rng(args.seed).permutation(len(X_train))[: args.n_train_eval]
+    out = Path(args.out or f"runs/{args.dataset}")
+    out.mkdir(parents=True, exist_ok=True)
+    print(
+        f"{len(args.variants)} variants x {len(args.seeds)} seeds x {args.epochs} epochs of "
+        f"{len(X_train)} {args.dataset} images -> {out}",
+        flush=True,
+    )
+    histories = run_study(
+        X_train,
+        X_test,
+        y_test,
+        out,
+        variants=args.variants,
+        seeds=args.seeds,
+        epochs=args.epochs,
+        X_train_eval=_binarize(X_train[rows], args.seed + 1),
+        progress=not args.no_progress,
+        n_clusters=args.n_clusters,
+        latent_dim=args.latent_dim,
+        hidden_layer_sizes=tuple(args.hidden),
+        device=args.device,
+    )
+    figure = plot_study(histories, out / "figure")
+    for npy in sorted(out.glob("prototypes-*.npy")):
+        plot_prototypes(np.load(npy), npy.with_suffix(".png"))
+    table = results_table(histories)
+    (out / "results.md").write_text(
+        f"# {args.dataset}: {', '.join(args.variants)}\n\nMade by `{args.command_line}`.\n\n"
+        f"![figure](figure.png)\n\n{table}\n"
+    )
+    print(table)
+    print(f"wrote {figure[0]}, {figure[1]}, {out / 'results.md'}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``sk-gmvae`` command."""
     parser = argparse.ArgumentParser(prog="sk-gmvae", description=__doc__)
@@ -94,8 +146,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     mnist.add_argument("--json", default=None, help="also write the results to this file")
     mnist.set_defaults(run=_mnist)
 
+    rep = commands.add_parser(
+        "reproduce", help="the study: variants x seeds x epochs, figure and results table"
+    )
+    rep.add_argument("--dataset", default="mnist", choices=["mnist", "fashion-mnist"])
+    rep.add_argument("--variants", nargs="+", default=["m2", "modified_m2", "gmvae"])
+    rep.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
+    rep.add_argument("--epochs", type=int, default=20, help="epochs per run")
+    rep.add_argument("--out", default=None, help="output folder (default runs/<dataset>)")
+    rep.add_argument("--n-train", type=int, default=50_000, help="training images used")
+    rep.add_argument("--n-train-eval", type=int, default=10_000, help="train rows monitored")
+    rep.add_argument("--n-clusters", type=int, default=10)
+    rep.add_argument("--latent-dim", type=int, default=64)
+    rep.add_argument("--hidden", nargs="+", type=int, default=[512, 512])
+    rep.add_argument("--device", default="auto")
+    rep.add_argument("--seed", type=int, default=0, help="seed of the test binarization")
+    rep.add_argument("--data-home", default=None)
+    rep.add_argument("--no-progress", action="store_true")
+    rep.set_defaults(run=_reproduce)
+
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
-    return args.run(args)
+    args.command_line = "sk-gmvae " + " ".join(argv)
+    try:
+        return args.run(args)
+    except DatasetUnavailableError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

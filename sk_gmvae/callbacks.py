@@ -1,0 +1,145 @@
+"""skorch callbacks for monitoring clustering during training and logging it to disk."""
+
+from __future__ import annotations
+
+import csv
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from skorch.callbacks import Callback
+
+from ._inference import elbo, posterior
+from .metrics import clustering_report, conditional_entropy
+
+
+class ClusteringMonitor(Callback):
+    """Record clustering metrics on held-out data in the net's history, every epoch.
+
+    Pass it to ``GMVAEClustering(callbacks=[...])``. After each ``every``-th epoch it
+    evaluates the model on ``X`` and records, under ``<name>_...``:
+
+    - ``entropy``: H(Y|X), the mean entropy of q(y|x), nats;
+    - ``loss``: the negative ELBO per row, nats (one-sample estimate in z, y summed out);
+    - with labels ``y``: ``accuracy`` (majority vote), ``hungarian_accuracy``, ``nmi``
+      and ``ari``.
+
+    Evaluation uses its own random generator, so training is the same with or without
+    the monitor.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+        Held-out rows, e.g. the (binarized) test images.
+    y : array-like of shape (n_samples,), default=None
+        Their true classes, for the accuracy metrics.
+    name : str, default="valid"
+        Prefix of the history keys.
+    every : int, default=1
+        Evaluate every this many epochs.
+    seed : int, default=0
+        Seed of the ELBO's noise.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import make_blobs
+    >>> from sk_gmvae import GMVAEClustering
+    >>> from sk_gmvae.callbacks import ClusteringMonitor
+    >>> X, y = make_blobs(n_samples=60, centers=3, random_state=0)
+    >>> est = GMVAEClustering(3, latent_dim=2, hidden_layer_sizes=(16,), max_epochs=2,
+    ...                       callbacks=[ClusteringMonitor(X, y, name="test")],
+    ...                       random_state=0).fit(X)
+    >>> [k for k in sorted(est.history_[-1]) if k.startswith("test_")][:4]
+    ['test_accuracy', 'test_ari', 'test_entropy', 'test_hungarian_accuracy']
+    """
+
+    def __init__(
+        self,
+        X: np.ndarray,
+        y: np.ndarray | None = None,
+        name: str = "valid",
+        every: int = 1,
+        seed: int = 0,
+    ) -> None:
+        self.X = X
+        self.y = y
+        self.name = name
+        self.every = every
+        self.seed = seed
+
+    def initialize(self) -> ClusteringMonitor:
+        self.X_ = np.asarray(self.X, dtype=np.float32)
+        self.y_ = None if self.y is None else np.asarray(self.y)
+        return self
+
+    def evaluate(self, module: torch.nn.Module) -> dict[str, float]:
+        """The metrics of ``module`` on the monitored data."""
+        was_training = module.training
+        module.eval()
+        try:
+            proba = posterior(module, self.X_, torch.float32)
+            bound = elbo(module, self.X_, self.seed, torch.float32)
+        finally:
+            module.train(was_training)
+        scores = {"entropy": conditional_entropy(proba), "loss": -float(np.mean(bound))}
+        if self.y_ is not None:
+            scores |= clustering_report(self.y_, proba.argmax(axis=1))
+        return scores
+
+    def on_epoch_end(self, net: Any, **kwargs: Any) -> None:
+        if len(net.history) % self.every:
+            return
+        for key, value in self.evaluate(net.module_).items():
+            net.history.record(f"{self.name}_{key}", value)
+
+
+def history_records(history: Any) -> list[dict[str, Any]]:
+    """The per-epoch scalar values of a skorch history, one dict per epoch.
+
+    Keeps numbers only: drops the per-batch records and skorch's flags (``*_best``,
+    ``event_cp``). ``pandas.DataFrame(history_records(est.history_))`` makes it a table.
+    """
+    return [
+        {k: v for k, v in row.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+        for row in history
+    ]
+
+
+class CSVHistoryLogger(Callback):
+    """Write the per-epoch history to a CSV file after every epoch (atomically).
+
+    The whole history is rewritten each time, so a run resumed from a checkpoint (whose
+    history includes the earlier epochs) keeps one complete file.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The CSV file.
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = path
+
+    def on_epoch_end(self, net: Any, **kwargs: Any) -> None:
+        write_csv(Path(self.path), history_records(net.history))
+
+
+def write_csv(path: Path, records: list[dict[str, Any]]) -> None:
+    """Write dicts as CSV rows (columns: the union of keys, in first-seen order)."""
+    columns = list(dict.fromkeys(k for r in records for k in r))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".csv.tmp")
+    with os.fdopen(fd, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(records)
+    os.replace(tmp, path)
+
+
+def read_csv(path: str | os.PathLike) -> list[dict[str, float]]:
+    """Read a history CSV back, numbers as floats (empty cells dropped)."""
+    with open(path, newline="") as f:
+        return [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(f)]
