@@ -19,7 +19,7 @@ from skorch.callbacks import EarlyStopping, GradientNormClipping, ProgressBar
 
 from ._inference import elbo, posterior
 from ._model import VARIANTS, MixtureVAE
-from ._net import MixtureVAENet
+from ._net import MixtureVAENet, TensorBatches
 from ._objective import NegativeELBO
 
 _SEED_MAX = np.iinfo(np.int32).max
@@ -98,6 +98,10 @@ class GMVAEClustering(ClusterMixin, BaseEstimator):
         With ``beta=eta=1`` and ``entropy_weight=0`` the loss is the plain negative ELBO.
     max_epochs : int, default=100
         Number of passes over the training data.
+    precision : {"float32", "bfloat16"}, default="float32"
+        Arithmetic of training. ``"bfloat16"`` runs the networks' forward pass under
+        bf16 autocast (about twice as fast on CPUs and GPUs with bf16 matrix units);
+        densities, the ELBO, gradients' accumulation and inference stay float32/float64.
     batch_size : int, default=100
         Rows per optimization step.
     learning_rate : float, default=1e-3
@@ -198,6 +202,7 @@ class GMVAEClustering(ClusterMixin, BaseEstimator):
         "eta": [Interval(Real, 0, None, closed="left")],
         "entropy_weight": [Interval(Real, None, None, closed="neither")],
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
+        "precision": [StrOptions({"float32", "bfloat16"})],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
         "n_init": [Interval(Integral, 1, None, closed="left")],
@@ -224,6 +229,7 @@ class GMVAEClustering(ClusterMixin, BaseEstimator):
         eta: float = 1.0,
         entropy_weight: float = 0.0,
         max_epochs: int = 100,
+        precision: str = "float32",
         batch_size: int = 100,
         learning_rate: float = 1e-3,
         n_init: int = 1,
@@ -246,6 +252,7 @@ class GMVAEClustering(ClusterMixin, BaseEstimator):
         self.eta = eta
         self.entropy_weight = entropy_weight
         self.max_epochs = max_epochs
+        self.precision = precision
         self.batch_size = batch_size
         self.learning_rate = learning_rate
         self.n_init = n_init
@@ -327,7 +334,9 @@ class GMVAEClustering(ClusterMixin, BaseEstimator):
             lr=self.learning_rate,
             max_epochs=self.max_epochs,
             batch_size=self.batch_size,
+            iterator_train=TensorBatches,
             iterator_train__shuffle=True,
+            precision=self.precision,
             train_split=None,
             callbacks=callbacks,
             device=device,
@@ -354,7 +363,11 @@ class GMVAEClustering(ClusterMixin, BaseEstimator):
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=not continuing)
         self._hidden_sizes()  # fail early, before any training
         rng = check_random_state(self.random_state)
-        X_train = torch.tensor(X, dtype=torch.float32)
+
+        device = self.device_ if continuing else str(_resolve_device(self.device))
+        likelihood = self.likelihood_ if continuing else self._resolve_likelihood(X)
+        # The training data go to the device once; batches are slices of it.
+        X_train = torch.tensor(X, dtype=torch.float32, device=device)
 
         if continuing:
             self._check_bernoulli_range(X)
@@ -363,17 +376,16 @@ class GMVAEClustering(ClusterMixin, BaseEstimator):
                 self.net_.partial_fit(X_train)
             net = self.net_
         else:
-            self.likelihood_ = self._resolve_likelihood(X)
-            self.device_ = str(_resolve_device(self.device))
             epochs_before, nets = 0, []
             for _ in range(self.n_init):
                 with _seeded_torch(rng.randint(_SEED_MAX)):
-                    nets.append(self._build_net(X.shape[1], self.likelihood_, self.device_))
+                    nets.append(self._build_net(X.shape[1], likelihood, device))
                     nets[-1].fit(X_train)
             # Keep the best final ELBO; a NaN bound ranks lowest.
             net = max(nets, key=lambda n: np.nan_to_num(_final_elbo(n), nan=-np.inf))
 
         self.net_, self.history_ = net, net.history
+        self.device_, self.likelihood_ = device, likelihood
         self.lower_bound_ = _final_elbo(net)
         self.n_iter_ = len(net.history)
         self.converged_ = self.tol is not None and self.n_iter_ - epochs_before < self.max_epochs

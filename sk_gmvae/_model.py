@@ -227,18 +227,21 @@ class MixtureVAE(nn.Module):
                 nn.init.xavier_uniform_(m.weight)
                 nn.init.zeros_(m.bias)
 
+    # Network outputs are cast back to the input's dtype, so that under reduced-precision
+    # autocast only the layers run in bf16 while every density is computed in float32.
+
     def encode_y(self, x: Tensor) -> Tensor:
         """Logits of q(y|x), shape (n, K)."""
-        return self.qy(x)
+        return self.qy(x).to(x.dtype)
 
     def encode_z(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Mean and variance of q(z|x, y) for every y, each (n, K, L)."""
         h = self.qz_hidden(self.qz_first(x.unsqueeze(-2)))
-        return self.qz_mean(h), F.softplus(self.qz_var(h))
+        return self.qz_mean(h).to(x.dtype), F.softplus(self.qz_var(h).to(x.dtype))
 
     def decode(self, z: Tensor) -> Tensor:
         """Likelihood parameters of p(x|z, y), (n, K, D), from z of shape (n, K or 1, L)."""
-        return self.dec_out(self.dec_hidden(self.dec_first(z)))
+        return self.dec_out(self.dec_hidden(self.dec_first(z))).to(z.dtype)
 
     def forward(self, x: Tensor, eps: Tensor | None = None) -> ModelOutput:
         """The ELBO's terms for every (row, cluster) pair.

@@ -244,3 +244,25 @@ def test_trains_on_cuda_and_predicts(blobs):
     assert est.device_.startswith("cuda")
     assert next(est.net_.module_.parameters()).is_cuda
     assert est.predict(X).shape == (120,) and np.isfinite(est.score(X))
+
+
+def test_tensor_batches_cover_every_row_once():
+    from types import SimpleNamespace
+
+    from sk_gmvae._net import TensorBatches
+
+    X = torch.arange(23.0).unsqueeze(1)
+    batches = TensorBatches(SimpleNamespace(X=X), batch_size=5, shuffle=True)
+    assert len(batches) == 5
+    seen = torch.cat([b for b, _ in batches]).squeeze(1)
+    assert sorted(seen.tolist()) == list(range(23))
+    in_order = torch.cat([b for b, _ in TensorBatches(SimpleNamespace(X=X), batch_size=5)])
+    assert torch.equal(in_order, X)
+
+
+def test_bfloat16_training_clusters_like_float32(digits):
+    X, y = digits
+    params = dict(latent_dim=8, hidden_layer_sizes=(128,), max_epochs=30, random_state=0)
+    bf16 = GMVAEClustering(10, precision="bfloat16", **params).fit(X)
+    assert next(bf16.net_.module_.parameters()).dtype == torch.float32
+    assert cluster_accuracy(y, bf16.labels_) > 0.5 and np.isfinite(bf16.score(X))
