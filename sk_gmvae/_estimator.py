@@ -21,6 +21,7 @@ from ._inference import elbo, posterior
 from ._model import VARIANTS, MixtureVAE
 from ._net import MixtureVAENet, TensorBatches
 from ._objective import NegativeELBO
+from .callbacks import DivergenceGuard
 
 _SEED_MAX = np.iinfo(np.int32).max
 
@@ -47,8 +48,9 @@ def _seeded_torch(seed: int) -> Iterator[None]:
 
 
 def _final_elbo(net: MixtureVAENet) -> float:
-    """Mean training ELBO of the net's last epoch."""
-    return float(net.history[-1, "train_elbo"])
+    """Mean training ELBO of the net's last complete epoch (NaN if none completed)."""
+    values = [row["train_elbo"] for row in net.history if "train_elbo" in row]
+    return float(values[-1]) if values else float("nan")
 
 
 def _noop(*args: object, **kwargs: object) -> None:
@@ -302,7 +304,7 @@ class GMVAEClustering(ClusterMixin, BaseEstimator):
     # ------------------------------------------------------------------ training
 
     def _build_net(self, n_features: int, likelihood: str, device: torch.device) -> MixtureVAENet:
-        callbacks: list = []
+        callbacks: list = [("divergence_guard", DivergenceGuard())]
         if self.max_grad_norm is not None:
             callbacks.append(("grad_clip", GradientNormClipping(self.max_grad_norm)))
         if self.tol is not None:
@@ -389,7 +391,16 @@ class GMVAEClustering(ClusterMixin, BaseEstimator):
         self.lower_bound_ = _final_elbo(net)
         self.n_iter_ = len(net.history)
         self.converged_ = self.tol is not None and self.n_iter_ - epochs_before < self.max_epochs
-        if self.tol is not None and not self.converged_:
+        guard = dict(net.callbacks_)["divergence_guard"]
+        if guard.stopped_:
+            warnings.warn(
+                f"Training diverged (non-finite loss) {guard.recoveries_ + 1} times despite "
+                f"lowering the learning rate; stopped after {self.n_iter_} epochs with the "
+                "last finite model. Lower learning_rate, set max_grad_norm, or scale X.",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
+        elif self.tol is not None and not self.converged_:
             warnings.warn(
                 f"Training did not converge within max_epochs={self.max_epochs} "
                 f"(tol={self.tol}); increase max_epochs or tol.",

@@ -83,7 +83,7 @@ class StandardNormal(nn.Module):
         return eps
 
     def log_prob(self, z: Tensor) -> Tensor:
-        return Normal(0.0, 1.0).log_prob(z).sum(-1)
+        return Normal(0.0, 1.0, validate_args=False).log_prob(z).sum(-1)
 
 
 class ClusterGaussian(nn.Module):
@@ -113,7 +113,7 @@ class ClusterGaussian(nn.Module):
 
     def log_prob(self, z: Tensor) -> Tensor:
         mean, var = self.params()
-        return Normal(mean, var.sqrt()).log_prob(z).sum(-1)
+        return Normal(mean, var.sqrt(), validate_args=False).log_prob(z).sum(-1)
 
 
 class BernoulliLikelihood(nn.Module):
@@ -142,7 +142,7 @@ class GaussianLikelihood(nn.Module):
         return F.softplus(self.raw_var) + _MIN_OBS_VARIANCE
 
     def log_prob(self, mean: Tensor, x: Tensor) -> Tensor:
-        return Normal(mean, self.var().sqrt()).log_prob(x).sum(-1)
+        return Normal(mean, self.var().sqrt(), validate_args=False).log_prob(x).sum(-1)
 
     def mean(self, mean: Tensor) -> Tensor:
         return mean
@@ -260,7 +260,7 @@ class MixtureVAE(nn.Module):
             qy_logits=self.encode_y(x),
             log_px=self.likelihood.log_prob(self.decode(z), x.unsqueeze(-2)),
             log_pz=self.prior.log_prob(z),
-            log_qz=Normal(z_mean, z_std).log_prob(z).sum(-1),
+            log_qz=Normal(z_mean, z_std, validate_args=False).log_prob(z).sum(-1),
         )
 
     def generate(self, eps: Tensor) -> Tensor:

@@ -40,7 +40,7 @@ class ELBOTerms(NamedTuple):
 
 def elbo_terms(out: ModelOutput) -> ELBOTerms:
     """Sum y out of the model's (n, K) terms, weighting each column by q(y|x)."""
-    qy = Categorical(logits=out.qy_logits)
+    qy = Categorical(logits=out.qy_logits, validate_args=False)
     entropy = qy.entropy()
     return ELBOTerms(
         reconstruction=(qy.probs * out.log_px).sum(-1),

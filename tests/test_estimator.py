@@ -266,3 +266,25 @@ def test_bfloat16_training_clusters_like_float32(digits):
     bf16 = GMVAEClustering(10, precision="bfloat16", **params).fit(X)
     assert next(bf16.net_.module_.parameters()).dtype == torch.float32
     assert cluster_accuracy(y, bf16.labels_) > 0.5 and np.isfinite(bf16.score(X))
+
+
+def test_divergence_never_leaves_a_nan_model(blobs):
+    X, _ = blobs
+    est = GMVAEClustering(3, random_state=0, learning_rate=1e8, **{**SMALL, "max_epochs": 10})
+    with pytest.warns(ConvergenceWarning, match="diverged"):
+        est.fit(X)
+    assert all(torch.isfinite(p).all() for p in est.net_.module_.parameters())
+    assert np.isfinite(est.predict_proba(X)).all() and est.labels_.shape == (120,)
+    assert np.isfinite(est.score(X))
+
+
+def test_keyboard_interrupt_leaves_a_fitted_model(blobs):
+    X, _ = blobs
+
+    class Interrupt(Callback):
+        def on_epoch_end(self, net, **kwargs):
+            if len(net.history) == 2:
+                raise KeyboardInterrupt
+
+    est = GMVAEClustering(3, random_state=0, callbacks=[Interrupt()], **SMALL).fit(X)
+    assert est.n_iter_ == 2 and est.predict(X).shape == (120,)
