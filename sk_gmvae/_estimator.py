@@ -90,6 +90,10 @@ class GMVAEClustering(ClusterMixin, BaseEstimator):
         With the Bernoulli likelihood, dynamically binarize X during training (each
         value x becomes 1 with probability x, anew at every step). Inference uses X as
         given. Ignored with the Gaussian likelihood.
+    min_variance : float, default=0.0
+        Floor added to every softplus variance of z (in q(z|x, y) and the per-cluster
+        Gaussians). The reference model has none; a small value such as 1e-4 keeps long
+        trainings (notably ``"modified_m2"``) from dividing by a vanished variance.
     beta : float, default=1.0
         Weight on the z-term E_q(y|x) KL(q(z|x, y) || p(z|y)) of the loss.
     eta : float, default=1.0
@@ -131,8 +135,8 @@ class GMVAEClustering(ClusterMixin, BaseEstimator):
     verbose : int, default=0
         0: silent; 1: a table of the training metrics per epoch; 2: also progress bars.
     warm_start : bool, default=False
-        If True and already fitted, ``fit`` continues training the current networks for
-        ``max_epochs`` more epochs (``n_init`` is then ignored).
+        If True and already fitted, ``fit`` continues training the current networks (and
+        optimizer state) for ``max_epochs`` more epochs; ``n_init`` is then ignored.
 
     Attributes
     ----------
@@ -200,6 +204,7 @@ class GMVAEClustering(ClusterMixin, BaseEstimator):
         "hidden_layer_sizes": [Interval(Integral, 1, None, closed="left"), "array-like"],
         "likelihood": [StrOptions({"auto", "bernoulli", "gaussian"})],
         "binarize": ["boolean"],
+        "min_variance": [Interval(Real, 0, None, closed="left")],
         "beta": [Interval(Real, 0, None, closed="left")],
         "eta": [Interval(Real, 0, None, closed="left")],
         "entropy_weight": [Interval(Real, None, None, closed="neither")],
@@ -227,6 +232,7 @@ class GMVAEClustering(ClusterMixin, BaseEstimator):
         hidden_layer_sizes: int | tuple[int, ...] = (512, 512),
         likelihood: str = "auto",
         binarize: bool = True,
+        min_variance: float = 0.0,
         beta: float = 1.0,
         eta: float = 1.0,
         entropy_weight: float = 0.0,
@@ -250,6 +256,7 @@ class GMVAEClustering(ClusterMixin, BaseEstimator):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.likelihood = likelihood
         self.binarize = binarize
+        self.min_variance = min_variance
         self.beta = beta
         self.eta = eta
         self.entropy_weight = entropy_weight
@@ -328,6 +335,7 @@ class GMVAEClustering(ClusterMixin, BaseEstimator):
             module__variant=self.variant,
             module__likelihood=likelihood,
             module__binarize=self.binarize,
+            module__min_variance=self.min_variance,
             criterion=NegativeELBO,
             criterion__beta=self.beta,
             criterion__eta=self.eta,
@@ -375,7 +383,7 @@ class GMVAEClustering(ClusterMixin, BaseEstimator):
             self._check_bernoulli_range(X)
             epochs_before = len(self.net_.history)
             with _seeded_torch(rng.randint(_SEED_MAX)):
-                self.net_.partial_fit(X_train)
+                self.net_.partial_fit(X_train, epochs=self.max_epochs)
             net = self.net_
         else:
             epochs_before, nets = 0, []

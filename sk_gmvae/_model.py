@@ -96,15 +96,16 @@ class ClusterGaussian(nn.Module):
     layer of its decoder (a positive-definite, per-cluster scale and shift of z).
     """
 
-    def __init__(self, n_clusters: int, latent_dim: int) -> None:
+    def __init__(self, n_clusters: int, latent_dim: int, min_variance: float = 0.0) -> None:
         super().__init__()
         self.loc = nn.Linear(n_clusters, latent_dim)
         self.scale = nn.Linear(n_clusters, latent_dim)
+        self.min_variance = min_variance
 
     def params(self) -> tuple[Tensor, Tensor]:
         """(K, L) means and variances."""
         mean = self.loc.weight.T + self.loc.bias
-        var = F.softplus(self.scale.weight.T + self.scale.bias)
+        var = F.softplus(self.scale.weight.T + self.scale.bias) + self.min_variance
         return mean, var
 
     def forward(self, eps: Tensor) -> Tensor:
@@ -172,6 +173,9 @@ class MixtureVAE(nn.Module):
     binarize : bool
         Dynamically binarize x (x_d ~ Bernoulli(x_d)) on every training pass; Bernoulli
         likelihood only.
+    min_variance : float
+        Added to every softplus variance of z (q(z|x,y) and the per-cluster Gaussians),
+        so that none can underflow to 0.
     """
 
     def __init__(
@@ -183,6 +187,7 @@ class MixtureVAE(nn.Module):
         variant: str = "gmvae",
         likelihood: str = "bernoulli",
         binarize: bool = True,
+        min_variance: float = 0.0,
     ) -> None:
         super().__init__()
         if variant not in VARIANTS:
@@ -192,6 +197,7 @@ class MixtureVAE(nn.Module):
         D, K, L, H = n_features, n_clusters, latent_dim, list(hidden_layer_sizes)
         self.n_clusters, self.latent_dim, self.variant = K, L, variant
         self.binarize = binarize and likelihood == "bernoulli"
+        self.min_variance = min_variance
 
         # Inference networks, shared by all variants.
         self.qy = nn.Sequential(nn.Linear(D, H[0]), _relu_stack(H), nn.Linear(H[-1], K))
@@ -207,10 +213,10 @@ class MixtureVAE(nn.Module):
             dec_sizes = H
         elif variant == "modified_m2":
             self.prior = StandardNormal()
-            self.dec_first = ClusterGaussian(K, L)
+            self.dec_first = ClusterGaussian(K, L, min_variance)
             dec_sizes = [L, *H[1:]]
         else:  # gmvae
-            self.prior = ClusterGaussian(K, L)
+            self.prior = ClusterGaussian(K, L, min_variance)
             self.dec_first = nn.Linear(L, H[0])
             dec_sizes = H
         self.dec_hidden = _relu_stack(dec_sizes)
@@ -237,7 +243,8 @@ class MixtureVAE(nn.Module):
     def encode_z(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Mean and variance of q(z|x, y) for every y, each (n, K, L)."""
         h = self.qz_hidden(self.qz_first(x.unsqueeze(-2)))
-        return self.qz_mean(h).to(x.dtype), F.softplus(self.qz_var(h).to(x.dtype))
+        var = F.softplus(self.qz_var(h).to(x.dtype)) + self.min_variance
+        return self.qz_mean(h).to(x.dtype), var
 
     def decode(self, z: Tensor) -> Tensor:
         """Likelihood parameters of p(x|z, y), (n, K, D), from z of shape (n, K or 1, L)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import numbers
 import os
 import tempfile
 from pathlib import Path
@@ -103,10 +104,16 @@ def history_records(history: Any) -> list[dict[str, Any]]:
     Keeps numbers only: drops the per-batch records and skorch's flags (``*_best``,
     ``event_cp``). ``pandas.DataFrame(history_records(est.history_))`` makes it a table.
     """
-    return [
-        {k: v for k, v in row.items() if isinstance(v, int | float) and not isinstance(v, bool)}
-        for row in history
-    ]
+    return [{k: _plain(v) for k, v in row.items() if _is_number(v)} for row in history]
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)
+
+
+def _plain(value: numbers.Real) -> int | float:
+    """A Python int or float (not a numpy scalar)."""
+    return int(value) if isinstance(value, numbers.Integral) else float(value)
 
 
 class CSVHistoryLogger(Callback):

@@ -1,0 +1,64 @@
+"""Weights-only save/load and pickle."""
+
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.datasets import make_blobs
+
+from sk_gmvae import GMVAEClustering
+from sk_gmvae.persistence import load_weights, save_weights
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    X, _ = make_blobs(n_samples=80, centers=3, n_features=4, random_state=0)
+    est = GMVAEClustering(
+        3, latent_dim=2, hidden_layer_sizes=(16, 8), max_epochs=3, random_state=0, min_variance=1e-4
+    ).fit(X)
+    return est, X
+
+
+def test_weights_round_trip(fitted, tmp_path):
+    est, X = fitted
+    save_weights(est, tmp_path / "m.pt")
+    loaded = load_weights(tmp_path / "m.pt", device="cpu")
+    np.testing.assert_array_equal(loaded.predict_proba(X), est.predict_proba(X))
+    assert loaded.score(X) == est.score(X)
+    np.testing.assert_array_equal(loaded.labels_, est.labels_)
+    assert loaded.get_params() == {**est.get_params(), "device": "cpu"}  # where it was loaded
+    assert loaded.n_iter_ == 3 and loaded.history_[-1, "train_elbo"] == est.lower_bound_
+    # It can go on training.
+    loaded.set_params(warm_start=True, max_epochs=1).fit(X)
+    assert loaded.n_iter_ == 4
+
+
+def test_weights_file_holds_no_code(fitted, tmp_path):
+    est, _ = fitted
+    path = tmp_path / "evil.pt"
+    torch.save({"format": "sk_gmvae.weights/1", "params": {}, "x": pickle}, path)
+    with pytest.raises(pickle.UnpicklingError):
+        load_weights(path)
+    torch.save({"format": "other"}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="weights file"):
+        load_weights(tmp_path / "other.pt")
+
+
+def test_feature_names_survive(tmp_path):
+    X, _ = make_blobs(n_samples=40, centers=2, n_features=3, random_state=0)
+    frame = pd.DataFrame(X, columns=["a", "b", "c"])
+    est = GMVAEClustering(
+        2, latent_dim=1, hidden_layer_sizes=(8,), max_epochs=2, random_state=0
+    ).fit(frame)
+    save_weights(est, tmp_path / "m.pt")
+    loaded = load_weights(tmp_path / "m.pt")
+    assert list(loaded.feature_names_in_) == ["a", "b", "c"]
+    np.testing.assert_array_equal(loaded.predict(frame), est.predict(frame))
+
+
+def test_pickle_round_trip(fitted):
+    est, X = fitted
+    restored = pickle.loads(pickle.dumps(est))
+    np.testing.assert_array_equal(restored.predict_proba(X), est.predict_proba(X))
