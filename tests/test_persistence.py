@@ -1,6 +1,7 @@
 """Weights-only save/load and pickle."""
 
 import pickle
+from fractions import Fraction
 
 import numpy as np
 import pandas as pd
@@ -38,7 +39,8 @@ def test_weights_round_trip(fitted, tmp_path):
 def test_weights_file_holds_no_code(fitted, tmp_path):
     est, _ = fitted
     path = tmp_path / "evil.pt"
-    torch.save({"format": "sk_gmvae.weights/1", "params": {}, "x": pickle}, path)
+    # Any object beyond tensors and plain values (here a Fraction) is refused on load.
+    torch.save({"format": "sk_gmvae.weights/1", "params": {}, "x": Fraction(1, 3)}, path)
     with pytest.raises(pickle.UnpicklingError):
         load_weights(path)
     torch.save({"format": "other"}, tmp_path / "other.pt")
