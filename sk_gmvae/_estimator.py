@@ -372,6 +372,11 @@ class GMVAEClustering(ClusterMixin, BaseEstimator):
         continuing = self.warm_start and hasattr(self, "net_")
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=not continuing)
         self._hidden_sizes()  # fail early, before any training
+        if X.size and np.abs(X).max() > np.finfo(np.float32).max:
+            raise ValueError(
+                "X has values beyond the float32 range (about 3.4e38) in which the networks "
+                "are trained; rescale it (e.g. StandardScaler)."
+            )
         rng = check_random_state(self.random_state)
 
         device = self.device_ if continuing else str(_resolve_device(self.device))

@@ -50,6 +50,12 @@ class ModelOutput(NamedTuple):
     log_qz: Tensor  # log q(z_y | x, y)
 
 
+def _positive(var: Tensor) -> Tensor:
+    """``var`` with values that underflowed to 0 raised to the smallest normal number, so
+    that log-densities stay finite (a no-op for any variance that did not underflow)."""
+    return var.clamp_min(torch.finfo(var.dtype).tiny)
+
+
 def _relu_stack(sizes: Sequence[int]) -> nn.Sequential:
     """ReLU, then Linear + ReLU for each consecutive pair of ``sizes``."""
     layers: list[nn.Module] = [nn.ReLU()]
@@ -105,7 +111,7 @@ class ClusterGaussian(nn.Module):
     def params(self) -> tuple[Tensor, Tensor]:
         """(K, L) means and variances."""
         mean = self.loc.weight.T + self.loc.bias
-        var = F.softplus(self.scale.weight.T + self.scale.bias) + self.min_variance
+        var = _positive(F.softplus(self.scale.weight.T + self.scale.bias) + self.min_variance)
         return mean, var
 
     def forward(self, eps: Tensor) -> Tensor:
@@ -243,7 +249,7 @@ class MixtureVAE(nn.Module):
     def encode_z(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Mean and variance of q(z|x, y) for every y, each (n, K, L)."""
         h = self.qz_hidden(self.qz_first(x.unsqueeze(-2)))
-        var = F.softplus(self.qz_var(h).to(x.dtype)) + self.min_variance
+        var = _positive(F.softplus(self.qz_var(h).to(x.dtype)) + self.min_variance)
         return self.qz_mean(h).to(x.dtype), var
 
     def decode(self, z: Tensor) -> Tensor:

@@ -1,0 +1,123 @@
+"""Odd and bad input: a clear error or a correct result, never a crash inside torch."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from sk_gmvae import GMVAEClustering
+
+TINY = dict(latent_dim=1, hidden_layer_sizes=(4,), max_epochs=2, random_state=0)
+
+DTYPES = [np.float64, np.float32, np.int64, np.int32, np.uint8, np.bool_]
+
+
+def _cast(X, dtype):
+    if dtype is np.bool_:
+        return X != 0
+    if np.issubdtype(dtype, np.integer):
+        info = np.iinfo(dtype)
+        return np.clip(np.round(X), info.min, info.max).astype(dtype)
+    return X.astype(dtype)
+
+
+finite_matrices = st.builds(
+    _cast,
+    st.tuples(st.integers(1, 12), st.integers(1, 4)).flatmap(
+        lambda shape: arrays(
+            np.float64,
+            shape,
+            elements=st.one_of(
+                st.just(0.0), st.integers(-3, 3).map(float), st.floats(-1e6, 1e6, width=32)
+            ),
+        )
+    ),
+    st.sampled_from(DTYPES),
+)
+
+
+def _check_outputs(est, X):
+    n, k = X.shape[0], est.n_clusters
+    proba = est.predict_proba(X)
+    assert proba.shape == (n, k) and np.isfinite(proba).all()
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    labels = est.predict(X)
+    assert labels.shape == (n,) and labels.min() >= 0 and labels.max() < k
+    assert est.labels_.shape == (n,)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(finite_matrices, st.integers(1, 3), st.sampled_from(["gmvae", "modified_m2", "m2"]))
+def test_any_finite_matrix_fits_and_predicts(X, k, variant):
+    est = GMVAEClustering(k, variant=variant, **TINY)
+    try:
+        est.fit(X)
+    except ValueError as exc:  # allowed: a clear message
+        assert str(exc)
+        return
+    _check_outputs(est, X)
+    score = est.score_samples(X)
+    assert score.shape == (X.shape[0],) and not np.isnan(score).any()
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_nan_and_inf_are_rejected(bad):
+    X = np.ones((5, 2))
+    X[2, 1] = bad
+    with pytest.raises(ValueError, match="NaN|infinity"):
+        GMVAEClustering(2, **TINY).fit(X)
+    est = GMVAEClustering(2, **TINY).fit(np.ones((5, 2)))
+    with pytest.raises(ValueError, match="NaN|infinity"):
+        est.predict(X)
+
+
+def test_values_beyond_float32_are_rejected():
+    X = np.ones((4, 2))
+    X[0, 0] = 1e39
+    with pytest.raises(ValueError, match="float32"):
+        GMVAEClustering(2, **TINY).fit(X)
+
+
+def test_constant_columns_and_huge_scale():
+    rng = np.random.default_rng(0)
+    X = np.column_stack([np.full(30, 7.0), rng.normal(size=30) * 1e5, np.zeros(30)])
+    est = GMVAEClustering(3, **TINY).fit(X)
+    _check_outputs(est, X)
+    assert np.isfinite(est.score(X))
+
+
+@pytest.mark.parametrize(
+    "X, error, match",
+    [
+        (np.array(["a", "b"] * 4).reshape(4, 2), ValueError, "convert|string"),
+        (np.ones(5), ValueError, "2D"),
+        (np.ones((3, 0)), ValueError, "feature"),
+        (np.ones((0, 3)), ValueError, "sample"),
+        (sp.csr_matrix(np.ones((4, 2))), TypeError, "[Ss]parse"),
+        (np.ones((4, 2)) + 1j, ValueError, "[Cc]omplex"),
+    ],
+)
+def test_bad_arrays_give_clear_errors(X, error, match):
+    with pytest.raises(error, match=match):
+        GMVAEClustering(2, **TINY).fit(X)
+
+
+def test_wrong_number_of_features_at_predict():
+    est = GMVAEClustering(2, **TINY).fit(np.ones((6, 3)))
+    for method in (est.predict, est.predict_proba, est.score_samples, est.score):
+        with pytest.raises(ValueError, match="3 features"):
+            method(np.ones((2, 4)))
+
+
+def test_large_input_is_predicted_in_bounded_chunks(monkeypatch):
+    from sk_gmvae import _inference
+
+    monkeypatch.setattr(_inference, "_CHUNK_ELEMENTS", 64)  # force many small chunks
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 3))
+    est = GMVAEClustering(2, **TINY).fit(X)
+    chunked = est.predict_proba(X)
+    monkeypatch.setattr(_inference, "_CHUNK_ELEMENTS", 2**22)
+    np.testing.assert_allclose(chunked, est.predict_proba(X), rtol=1e-12, atol=1e-15)
