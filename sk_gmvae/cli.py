@@ -47,6 +47,7 @@ def _mnist(args: argparse.Namespace) -> int:
         max_epochs=args.epochs,
         random_state=args.seed,
         device=args.device,
+        precision=args.precision,
         verbose=1,
     )
     print(
@@ -65,6 +66,7 @@ def _mnist(args: argparse.Namespace) -> int:
         "epochs": est.n_iter_,
         "n_train": len(X_train),
         "device": est.device_,
+        "precision": args.precision,
         "train_seconds": round(train_seconds, 1),
         **clustering_report(y_test, proba.argmax(axis=1), proba),
         "test_elbo": est.score(X_test),
@@ -142,6 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     mnist.add_argument("--latent-dim", type=int, default=64)
     mnist.add_argument("--n-train", type=int, default=50_000, help="training images used")
     mnist.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    mnist.add_argument("--precision", default="float32", choices=["float32", "bfloat16"])
     mnist.add_argument("--data-home", default=None, help="data cache folder")
     mnist.add_argument("--json", default=None, help="also write the results to this file")
     mnist.set_defaults(run=_mnist)
