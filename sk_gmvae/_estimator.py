@@ -429,6 +429,12 @@ class GMVAEClustering(ClusterMixin, BaseEstimator):
         self.labels_ = proba[:, self._cluster_order].argmax(axis=1)
         return self
 
+    def __setstate__(self, state: dict) -> None:
+        super().__setstate__(state)
+        # skorch maps a net pickled on a GPU to the CPU where CUDA is missing; follow it.
+        if "net_" in self.__dict__:
+            self.device_ = str(self.net_.device)
+
     # ------------------------------------------------------------------ inference
 
     def _inference_module(self) -> torch.nn.Module:

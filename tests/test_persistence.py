@@ -64,3 +64,17 @@ def test_pickle_round_trip(fitted):
     est, X = fitted
     restored = pickle.loads(pickle.dumps(est))
     np.testing.assert_array_equal(restored.predict_proba(X), est.predict_proba(X))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="simulates a CPU-only machine")
+def test_model_pickled_on_a_gpu_machine_loads_on_cpu(fitted):
+    est, X = fitted
+    clone = pickle.loads(pickle.dumps(est))
+    # As if trained on a GPU: skorch records the device and maps it at load time.
+    clone.net_.device, clone.device_ = "cuda", "cuda"
+    with pytest.warns(UserWarning, match="CUDA"):
+        restored = pickle.loads(pickle.dumps(clone))
+    assert restored.device_ == "cpu"
+    np.testing.assert_array_equal(restored.predict_proba(X), est.predict_proba(X))
+    restored.set_params(warm_start=True, max_epochs=1).fit(X)  # and trains on, on the CPU
+    assert restored.n_iter_ == est.n_iter_ + 1
