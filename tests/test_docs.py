@@ -36,8 +36,10 @@ def test_site_builds_strictly(tmp_path):
 
 
 @pytest.fixture
-def small(monkeypatch):
-    """Shrink every fit and the MNIST loader; give the examples their X and y."""
+def small(monkeypatch, tmp_path):
+    """Shrink every fit and the MNIST loader; give the examples their X and y; run them
+    in a scratch folder."""
+    monkeypatch.chdir(tmp_path)
     fit = GMVAEClustering.fit
 
     def small_fit(self, X, y=None):
