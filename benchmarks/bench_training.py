@@ -82,7 +82,7 @@ def _time(fn, device: torch.device, repeats: int, warmup: int = 3) -> float:
     return float(np.median(times))
 
 
-def make_step(variant, device, x, *, loop=False, bf16=False, state=None):
+def make_step(variant, device, x, *, loop=False, bf16=False, state=None, compiled=False):
     torch.manual_seed(0)
     module = MixtureVAE(D, K, L, H, variant=variant).to(device)
     if state is not None:
@@ -90,6 +90,7 @@ def make_step(variant, device, x, *, loop=False, bf16=False, state=None):
     optimizer = torch.optim.Adam(module.parameters(), lr=1e-3)
     criterion = NegativeELBO()
     eps = torch.randn(BATCH, K, L, device=device)
+    forward = torch.compile(module) if compiled else module
 
     def step():
         optimizer.zero_grad()
@@ -97,7 +98,7 @@ def make_step(variant, device, x, *, loop=False, bf16=False, state=None):
             if loop:  # the straightforward reference: one cluster at a time
                 loss = reference_negative_elbo(module, torch.bernoulli(x), eps).mean()
             else:
-                loss = criterion(module(x))
+                loss = criterion(forward(x))
         loss.backward()
         optimizer.step()
 
@@ -111,6 +112,7 @@ def main() -> None:
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS))
     parser.add_argument("--trained", default=None, help="checkpoints/ of a reproduce run")
     parser.add_argument("--json", default=None, help="also write the figures here")
+    parser.add_argument("--compile", action="store_true", help="also time torch.compile")
     args = parser.parse_args()
     device = torch.device(args.device)
     if device.type == "cuda":
@@ -135,6 +137,9 @@ def main() -> None:
             "speedup_vs_loop": t_loop / t32,
             "bf16_speedup": t32 / t_bf16,
         }
+        if args.compile:
+            compiled = make_step(variant, device, x, compiled=True)
+            row["compile_speedup"] = t32 / _time(compiled, device, args.repeats, warmup=5)
         if args.trained:
             params = Path(args.trained) / f"{variant}-seed0" / "params.pt"
             state = torch.load(params, map_location=device, weights_only=True)
@@ -151,6 +156,7 @@ def main() -> None:
             f"{row['achieved_gflops']:6.1f} GFLOP/s of {limit:6.1f} attainable "
             f"({row['fraction_of_limit']:.0%}); vs per-y loop x{row['speedup_vs_loop']:.2f}; "
             f"bf16 x{row['bf16_speedup']:.2f}"
+            + (f"; torch.compile x{row['compile_speedup']:.2f}" if "compile_speedup" in row else "")
             + (
                 f"; flush denormals (trained) x{row['flush_denormal_speedup_trained']:.2f}"
                 if "flush_denormal_speedup_trained" in row
