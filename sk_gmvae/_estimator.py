@@ -17,7 +17,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 from skorch.callbacks import EarlyStopping, GradientNormClipping, ProgressBar
 
-from ._inference import elbo, posterior
+from ._inference import elbo, posterior, seeded_normal
 from ._model import VARIANTS, MixtureVAE
 from ._net import MixtureVAENet, TensorBatches
 from ._objective import NegativeELBO
@@ -542,17 +542,10 @@ class GMVAEClustering(ClusterMixin, BaseEstimator):
         counts = rng.multinomial(n_samples, np.full(self.n_clusters, 1.0 / self.n_clusters))
         labels = np.repeat(np.arange(self.n_clusters), counts)
         module = self._inference_module()
-        device = next(module.parameters()).device
-        generator = torch.Generator(device=device).manual_seed(int(rng.randint(_SEED_MAX)))
-        internal = torch.as_tensor(self._cluster_order[labels], device=device)
         with torch.inference_mode():
-            eps = torch.randn(
-                (n_samples, self.latent_dim),
-                generator=generator,
-                dtype=torch.float64,
-                device=device,
-            )
-            params = module.generate(eps)[torch.arange(n_samples, device=device), internal]
+            eps, generator = seeded_normal(module, n_samples, rng.randint(_SEED_MAX), torch.float64)
+            internal = torch.as_tensor(self._cluster_order[labels], device=eps.device)
+            params = module.generate(eps)[torch.arange(n_samples, device=eps.device), internal]
             X = module.likelihood.sample(params, generator=generator)
         return X.cpu().numpy(), labels
 
@@ -577,15 +570,8 @@ class GMVAEClustering(ClusterMixin, BaseEstimator):
         if not isinstance(n_per_cluster, Integral) or n_per_cluster < 1:
             raise ValueError(f"n_per_cluster must be a positive integer, got {n_per_cluster!r}.")
         module = self._inference_module()
-        device = next(module.parameters()).device
-        seed = int(check_random_state(self.random_state).randint(_SEED_MAX))
-        generator = torch.Generator(device=device).manual_seed(seed)
+        seed = check_random_state(self.random_state).randint(_SEED_MAX)
         with torch.inference_mode():
-            eps = torch.randn(
-                (n_per_cluster, self.latent_dim),
-                generator=generator,
-                dtype=torch.float64,
-                device=device,
-            )
+            eps, _ = seeded_normal(module, n_per_cluster, seed, torch.float64)
             means = module.likelihood.mean(module.generate(eps))  # (n, K, D)
         return means.transpose(0, 1)[self._cluster_order].cpu().numpy()

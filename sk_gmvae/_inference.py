@@ -42,11 +42,19 @@ def posterior(module: torch.nn.Module, X: np.ndarray, dtype: torch.dtype) -> np.
     return map_batches(lambda x: torch.softmax(module.encode_y(x), -1), X, module, dtype)
 
 
+def seeded_normal(
+    module: torch.nn.Module, rows: int, seed: int, dtype: torch.dtype
+) -> tuple[torch.Tensor, torch.Generator]:
+    """Standard normal noise of shape (rows, latent_dim) on the module's device, from a
+    generator of its own (the global torch RNG is not touched); the generator too."""
+    device = next(module.parameters()).device
+    generator = torch.Generator(device=device).manual_seed(int(seed))
+    shape = (rows, module.latent_dim)
+    return torch.randn(shape, generator=generator, dtype=dtype, device=device), generator
+
+
 def elbo(module: torch.nn.Module, X: np.ndarray, seed: int, dtype: torch.dtype) -> np.ndarray:
     """Per-row ELBO with one draw of eps, shape (K, L), shared by every row: each row's value
     is an unbiased one-sample estimate that does not depend on the other rows."""
-    device = next(module.parameters()).device
-    generator = torch.Generator(device=device).manual_seed(seed)
-    shape = (module.n_clusters, module.latent_dim)
-    eps = torch.randn(shape, generator=generator, dtype=dtype, device=device)
+    eps, _ = seeded_normal(module, module.n_clusters, seed, dtype)
     return map_batches(lambda x: elbo_terms(module(x, eps=eps)).elbo, X, module, dtype)
