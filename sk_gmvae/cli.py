@@ -117,6 +117,7 @@ def _reproduce(args: argparse.Namespace) -> int:
         latent_dim=args.latent_dim,
         hidden_layer_sizes=tuple(args.hidden),
         device=args.device,
+        precision=args.precision,
     )
     figure = plot_study(histories, out / "figure")
     for npy in sorted(out.glob("prototypes-*.npy")):
@@ -163,6 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     rep.add_argument("--latent-dim", type=int, default=64)
     rep.add_argument("--hidden", nargs="+", type=int, default=[512, 512])
     rep.add_argument("--device", default="auto")
+    rep.add_argument("--precision", default="float32", choices=["float32", "bfloat16"])
     rep.add_argument("--seed", type=int, default=0, help="seed of the test binarization")
     rep.add_argument("--data-home", default=None)
     rep.add_argument("--no-progress", action="store_true")
