@@ -26,15 +26,23 @@ def map_batches(
     module: torch.nn.Module,
     dtype: torch.dtype = torch.float64,
 ) -> np.ndarray:
-    """``fn`` applied to chunks of X, as tensors of ``dtype`` on the module's device."""
+    """``fn`` applied to chunks of X, as tensors of ``dtype`` on the module's device.
+
+    Results go straight into one preallocated array: keeping many small per-chunk
+    results alive between the large, freed activations fragments the heap and makes
+    the process grow with the number of rows.
+    """
     device = next(module.parameters()).device
     rows = chunk_rows(module, X.shape[1])
+    result = None
     with torch.inference_mode():
-        out = [
-            fn(torch.tensor(X[i : i + rows], dtype=dtype, device=device))
-            for i in range(0, X.shape[0], rows)
-        ]
-    return torch.cat(out).cpu().numpy()
+        for start in range(0, X.shape[0], rows):
+            x = torch.tensor(X[start : start + rows], dtype=dtype, device=device)
+            out = fn(x).cpu().numpy()
+            if result is None:
+                result = np.empty((X.shape[0], *out.shape[1:]), dtype=out.dtype)
+            result[start : start + len(out)] = out
+    return result
 
 
 def posterior(module: torch.nn.Module, X: np.ndarray, dtype: torch.dtype) -> np.ndarray:
