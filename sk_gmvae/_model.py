@@ -15,6 +15,10 @@ and differ only in how y enters the generative model:
     ``gmvae``       N(mu_y, sigma2_y) W z + b                      (y only via the prior)
     ==============  ================  ==========================================
 
+Each first layer is followed by a ReLU and the remaining hidden layers. In the modified
+M2 the per-cluster affine map of z *replaces* the first hidden layer (as in the study's
+code: ReLU(mu_y + sigma_y z) in R^L, then 512, then the output).
+
 The discrete y is never sampled: every forward pass evaluates all K values of y at once,
 as tensors with a cluster axis of length K, so the ELBO can sum over y exactly.
 """
