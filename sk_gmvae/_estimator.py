@@ -53,6 +53,11 @@ def _final_elbo(net: MixtureVAENet) -> float:
     return float(values[-1]) if values else float("nan")
 
 
+def _check_positive_int(value: object, name: str) -> None:
+    if not isinstance(value, Integral) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+
+
 def _noop(*args: object, **kwargs: object) -> None:
     """A silent sink for skorch callbacks' messages."""
 
@@ -380,12 +385,13 @@ class GMVAEClustering(ClusterMixin, BaseEstimator):
         rng = check_random_state(self.random_state)
 
         device = self.device_ if continuing else str(_resolve_device(self.device))
+        if continuing:
+            self._check_bernoulli_range(X)
         likelihood = self.likelihood_ if continuing else self._resolve_likelihood(X)
         # The training data go to the device once; batches are slices of it.
         X_train = torch.tensor(X, dtype=torch.float32, device=device)
 
         if continuing:
-            self._check_bernoulli_range(X)
             epochs_before = len(self.net_.history)
             with _seeded_torch(rng.randint(_SEED_MAX)):
                 self.net_.partial_fit(X_train, epochs=self.max_epochs)
@@ -536,8 +542,7 @@ class GMVAEClustering(ClusterMixin, BaseEstimator):
             Their clusters, sorted, as in ``GaussianMixture.sample``.
         """
         check_is_fitted(self)
-        if not isinstance(n_samples, Integral) or n_samples < 1:
-            raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}.")
+        _check_positive_int(n_samples, "n_samples")
         rng = check_random_state(self.random_state)
         counts = rng.multinomial(n_samples, np.full(self.n_clusters, 1.0 / self.n_clusters))
         labels = np.repeat(np.arange(self.n_clusters), counts)
@@ -567,8 +572,7 @@ class GMVAEClustering(ClusterMixin, BaseEstimator):
             the Bernoulli likelihood).
         """
         check_is_fitted(self)
-        if not isinstance(n_per_cluster, Integral) or n_per_cluster < 1:
-            raise ValueError(f"n_per_cluster must be a positive integer, got {n_per_cluster!r}.")
+        _check_positive_int(n_per_cluster, "n_per_cluster")
         module = self._inference_module()
         seed = check_random_state(self.random_state).randint(_SEED_MAX)
         with torch.inference_mode():

@@ -34,11 +34,11 @@ def save_weights(estimator: GMVAEClustering, path: str | os.PathLike) -> None:
     for name, value in estimator.get_params(deep=False).items():
         if isinstance(value, torch.device):
             value = str(value)
-        if isinstance(value, tuple | list):
+        elif isinstance(value, tuple | list):  # hidden_layer_sizes
             value = [int(v) for v in value]
-        if isinstance(value, np.integer):
+        elif isinstance(value, np.integer):
             value = int(value)
-        if name != "callbacks" and (isinstance(value, _SCALARS) or isinstance(value, list)):
+        if name != "callbacks" and isinstance(value, (*_SCALARS, list)):
             params[name] = value
     fitted = {
         "n_features_in_": int(estimator.n_features_in_),
