@@ -9,8 +9,9 @@ prints samples/s and seconds per 50k-sample epoch of one optimizer step (forward
 backward, Adam), the FLOPs of that step counted analytically from the layer shapes, the
 achieved GFLOP/s, the machine's attainable float32 GFLOP/s measured in the same run on
 the same GEMM shapes, and their ratio; then speed ratios against a Python loop over y
-(the reference ELBO), bf16 autocast, and (with ``--trained``) flushing denormals on a
-trained model. Everything is compared within one run, so the ratios hold on a noisy
+(the reference ELBO), bf16 autocast, ``--restarts`` (6) restarts trained as one stacked
+model against as many single steps (``n_init``), and (with ``--trained``) flushing
+denormals on a trained model. Everything is compared within one run, so the ratios hold on a noisy
 machine where absolute times do not.
 """
 
@@ -26,6 +27,7 @@ import torch
 
 from sk_gmvae._model import VARIANTS, MixtureVAE
 from sk_gmvae._objective import NegativeELBO, reference_negative_elbo
+from sk_gmvae._stacked import StackedMixtureVAE
 
 D, K, L, H, BATCH, EPOCH = 784, 10, 64, (512, 512), 100, 50_000
 
@@ -83,23 +85,34 @@ def _time(fn, device: torch.device, repeats: int, warmup: int = 3) -> float:
     return float(np.min(times))
 
 
-def make_step(variant, device, x, *, loop=False, bf16=False, state=None, compiled=False):
+def make_step(
+    variant, device, x, *, loop=False, bf16=False, state=None, compiled=False, restarts=0
+):
+    """One training step (noise drawn, forward, backward, Adam) as a closure; with
+    ``restarts`` > 0, one step of that many stacked restarts (as ``n_init`` trains)."""
     torch.manual_seed(0)
-    module = MixtureVAE(D, K, L, H, variant=variant).to(device)
+    if restarts:
+        kwargs = dict(n_features=D, n_clusters=K, latent_dim=L, hidden_layer_sizes=H)
+        module = StackedMixtureVAE(restarts, **kwargs, variant=variant).to(device)
+        x = x[:, None].expand(-1, restarts, -1).contiguous()
+        generator = [torch.Generator(device).manual_seed(r) for r in range(restarts)]
+    else:
+        module = MixtureVAE(D, K, L, H, variant=variant).to(device)
+        generator = torch.Generator(device).manual_seed(0)
     if state is not None:
         module.load_state_dict(state)
     optimizer = torch.optim.Adam(module.parameters(), lr=1e-3)
     criterion = NegativeELBO()
-    eps = torch.randn(BATCH, K, L, device=device)
     forward = torch.compile(module) if compiled else module
 
     def step():
         optimizer.zero_grad()
+        x_drawn, eps = module.draw_noise(x, generator)  # binarization and noise of z
         with torch.autocast(device.type, torch.bfloat16, enabled=bf16):
             if loop:  # the straightforward reference: one cluster at a time
-                loss = reference_negative_elbo(module, torch.bernoulli(x), eps).mean()
+                loss = reference_negative_elbo(module, x_drawn, eps).mean()
             else:
-                loss = criterion(forward(x))
+                loss = criterion(forward(x_drawn, eps))
         loss.backward()
         optimizer.step()
 
@@ -114,6 +127,9 @@ def main() -> None:
     parser.add_argument("--trained", default=None, help="checkpoints/ of a reproduce run")
     parser.add_argument("--json", default=None, help="also write the figures here")
     parser.add_argument("--compile", action="store_true", help="also time torch.compile")
+    parser.add_argument(
+        "--restarts", type=int, default=6, help="n_init for stacked vs sequential (0: skip)"
+    )
     args = parser.parse_args()
     device = torch.device(args.device)
     if device.type == "cuda":
@@ -141,6 +157,10 @@ def main() -> None:
             "speedup_vs_loop": t_loop / t32,
             "bf16_speedup": t32 / t_bf16,
         }
+        if args.restarts:
+            stacked = make_step(variant, device, x, restarts=args.restarts)
+            t_stacked = _time(stacked, device, max(3, args.repeats // 3))
+            row["stacked_restarts_speedup"] = args.restarts * t32 / t_stacked
         if args.compile:
             compiled = make_step(variant, device, x, compiled=True)
             row["compile_speedup"] = t32 / _time(compiled, device, args.repeats, warmup=5)
@@ -160,6 +180,12 @@ def main() -> None:
             f"{row['achieved_gflops']:6.1f} GFLOP/s of {limit:6.1f} attainable "
             f"({row['fraction_of_limit']:.0%}); vs per-y loop x{row['speedup_vs_loop']:.2f}; "
             f"bf16 x{row['bf16_speedup']:.2f}"
+            + (
+                f"; n_init={args.restarts} stacked vs sequential "
+                f"x{row['stacked_restarts_speedup']:.2f}"
+                if "stacked_restarts_speedup" in row
+                else ""
+            )
             + (f"; torch.compile x{row['compile_speedup']:.2f}" if "compile_speedup" in row else "")
             + (
                 f"; flush denormals (trained) x{row['flush_denormal_speedup_trained']:.2f}"

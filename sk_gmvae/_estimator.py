@@ -7,6 +7,7 @@ import copy
 import warnings
 from collections.abc import Iterator
 from numbers import Integral, Real
+from typing import Any
 
 import numpy as np
 import torch
@@ -21,6 +22,12 @@ from ._inference import elbo, posterior, seeded_normal
 from ._model import VARIANTS, MixtureVAE
 from ._net import MixtureVAENet, TensorBatches
 from ._objective import NegativeELBO
+from ._stacked import (
+    StackedGradientNormClipping,
+    StackedMixtureVAE,
+    StackedMixtureVAENet,
+    StackedTensorBatches,
+)
 from .callbacks import DivergenceGuard
 
 _SEED_MAX = np.iinfo(np.int32).max
@@ -47,9 +54,12 @@ def _seeded_torch(seed: int) -> Iterator[None]:
         yield
 
 
-def _final_elbo(net: MixtureVAENet) -> float:
-    """Mean training ELBO of the net's last complete epoch (NaN if none completed)."""
+def _final_elbo(net: MixtureVAENet, n_restarts: int | None = None) -> Any:
+    """Mean training ELBO of the net's last complete epoch (NaN if none completed); for a
+    stacked net, the list of the ``n_restarts`` restarts' ELBOs."""
     values = [row["train_elbo"] for row in net.history if "train_elbo" in row]
+    if n_restarts is not None:
+        return values[-1] if values else [float("nan")] * n_restarts
     return float(values[-1]) if values else float("nan")
 
 
@@ -109,10 +119,13 @@ class GMVAEClustering(ClusterMixin, BaseEstimator):
         With ``beta=eta=1`` and ``entropy_weight=0`` the loss is the plain negative ELBO.
     max_epochs : int, default=100
         Number of passes over the training data.
-    precision : {"float32", "bfloat16"}, default="float32"
-        Arithmetic of training. ``"bfloat16"`` runs the networks' forward pass under
-        bf16 autocast (about twice as fast on CPUs and GPUs with bf16 matrix units);
-        densities, the ELBO, gradients' accumulation and inference stay float32/float64.
+    precision : {"float32", "tf32", "bfloat16"}, default="float32"
+        Arithmetic of training. ``"tf32"``: float32, with matmuls on the TF32 tensor
+        cores of NVIDIA GPUs (Ampere and later) during ``fit`` (the global torch setting
+        is restored afterwards); the same as ``"float32"`` on the CPU. ``"bfloat16"``:
+        the networks' forward pass under bf16 autocast (about twice as fast on CPUs and
+        GPUs with bf16 matrix units). Densities, the ELBO, the optimizer and inference
+        stay float32/float64 in every mode.
     batch_size : int, default=100
         Rows per optimization step.
     learning_rate : float, default=1e-3
@@ -120,6 +133,12 @@ class GMVAEClustering(ClusterMixin, BaseEstimator):
     n_init : int, default=1
         Number of trainings from different random initializations; the one with the best
         final ELBO on the training data is kept.
+    stack_restarts : bool, default=True
+        Train the ``n_init`` restarts at once, as one model with stacked weights (one
+        batched matmul per layer for all restarts): the same results as one restart after
+        another, up to floating-point rounding, in less time. Not used with ``tol`` or
+        ``callbacks`` (these act on one run at a time), which train sequentially. If a
+        restart diverges, the divergence guard rolls all of them back together.
     tol : float or None, default=None
         If set, stop early once the training loss has not improved by at least ``tol``
         (nats) for ``n_iter_no_change`` epochs (skorch's ``EarlyStopping``); if it never
@@ -214,10 +233,11 @@ class GMVAEClustering(ClusterMixin, BaseEstimator):
         "eta": [Interval(Real, 0, None, closed="left")],
         "entropy_weight": [Interval(Real, None, None, closed="neither")],
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
-        "precision": [StrOptions({"float32", "bfloat16"})],
+        "precision": [StrOptions({"float32", "tf32", "bfloat16"})],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
         "n_init": [Interval(Integral, 1, None, closed="left")],
+        "stack_restarts": ["boolean"],
         "tol": [Interval(Real, 0, None, closed="left"), None],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "max_grad_norm": [Interval(Real, 0, None, closed="neither"), None],
@@ -246,6 +266,7 @@ class GMVAEClustering(ClusterMixin, BaseEstimator):
         batch_size: int = 100,
         learning_rate: float = 1e-3,
         n_init: int = 1,
+        stack_restarts: bool = True,
         tol: float | None = None,
         n_iter_no_change: int = 10,
         max_grad_norm: float | None = None,
@@ -270,6 +291,7 @@ class GMVAEClustering(ClusterMixin, BaseEstimator):
         self.batch_size = batch_size
         self.learning_rate = learning_rate
         self.n_init = n_init
+        self.stack_restarts = stack_restarts
         self.tol = tol
         self.n_iter_no_change = n_iter_no_change
         self.max_grad_norm = max_grad_norm
@@ -315,10 +337,22 @@ class GMVAEClustering(ClusterMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ training
 
-    def _build_net(self, n_features: int, likelihood: str, device: torch.device) -> MixtureVAENet:
+    def _stacks_restarts(self) -> bool:
+        """Whether ``fit`` trains the ``n_init`` restarts at once as one stacked model:
+        unless early stopping (per restart) or user callbacks (which expect a plain net)
+        are asked for."""
+        return self.stack_restarts and self.n_init > 1 and self.tol is None and not self.callbacks
+
+    def _build_net(
+        self, n_features: int, likelihood: str, device: str, seed: int | list[int]
+    ) -> MixtureVAENet:
+        """The skorch net of one training run (``seed`` an int) or of stacked restarts
+        (``seed`` a list of ints, one per restart)."""
+        stacked = isinstance(seed, list)
         callbacks: list = [("divergence_guard", DivergenceGuard())]
         if self.max_grad_norm is not None:
-            callbacks.append(("grad_clip", GradientNormClipping(self.max_grad_norm)))
+            clipping = StackedGradientNormClipping if stacked else GradientNormClipping
+            callbacks.append(("grad_clip", clipping(self.max_grad_norm)))
         if self.tol is not None:
             stopping = EarlyStopping(
                 monitor="train_loss",
@@ -331,8 +365,17 @@ class GMVAEClustering(ClusterMixin, BaseEstimator):
         if self.verbose >= 2:
             callbacks.append(("progress_bar", ProgressBar()))
         callbacks += copy.deepcopy(list(self.callbacks or []))
-        return MixtureVAENet(
-            module=MixtureVAE,
+        if stacked:
+            net_class, module, batches = (
+                StackedMixtureVAENet,
+                StackedMixtureVAE,
+                StackedTensorBatches,
+            )
+            extra = {"module__n_restarts": len(seed)}
+        else:
+            net_class, module, batches, extra = MixtureVAENet, MixtureVAE, TensorBatches, {}
+        return net_class(
+            module=module,
             module__n_features=n_features,
             module__n_clusters=self.n_clusters,
             module__latent_dim=self.latent_dim,
@@ -341,6 +384,7 @@ class GMVAEClustering(ClusterMixin, BaseEstimator):
             module__likelihood=likelihood,
             module__binarize=self.binarize,
             module__min_variance=self.min_variance,
+            **extra,
             criterion=NegativeELBO,
             criterion__beta=self.beta,
             criterion__eta=self.eta,
@@ -349,14 +393,31 @@ class GMVAEClustering(ClusterMixin, BaseEstimator):
             lr=self.learning_rate,
             max_epochs=self.max_epochs,
             batch_size=self.batch_size,
-            iterator_train=TensorBatches,
+            iterator_train=batches,
             iterator_train__shuffle=True,
             precision=self.precision,
+            random_state=seed,
             train_split=None,
             callbacks=callbacks,
             device=device,
             verbose=self.verbose,
         )
+
+    def _train(
+        self, X_train: torch.Tensor, likelihood: str, device: str, seeds: list[int]
+    ) -> tuple[MixtureVAENet, MixtureVAENet]:
+        """Train one net per seed (at once when stacked); return the one with the best
+        final ELBO (a NaN bound ranks lowest) and the net that trained it."""
+        n_features = X_train.shape[1]
+        if self._stacks_restarts():
+            stacked = self._build_net(n_features, likelihood, device, seeds).fit(X_train)
+            finals = np.nan_to_num(_final_elbo(stacked, len(seeds)), nan=-np.inf)
+            best = int(np.argmax(finals))
+            single = self._build_net(n_features, likelihood, device, seeds[best])
+            return stacked.restart_into(best, single), stacked
+        nets = [self._build_net(n_features, likelihood, device, s).fit(X_train) for s in seeds]
+        best = max(nets, key=lambda n: np.nan_to_num(_final_elbo(n), nan=-np.inf))
+        return best, best
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X: np.ndarray, y: object = None) -> GMVAEClustering:
@@ -391,26 +452,23 @@ class GMVAEClustering(ClusterMixin, BaseEstimator):
         # The training data go to the device once; batches are slices of it.
         X_train = torch.tensor(X, dtype=torch.float32, device=device)
 
-        if continuing:
-            epochs_before = len(self.net_.history)
-            with _seeded_torch(rng.randint(_SEED_MAX)):
-                self.net_.partial_fit(X_train, epochs=self.max_epochs)
-            net = self.net_
-        else:
-            epochs_before, nets = 0, []
-            for _ in range(self.n_init):
-                with _seeded_torch(rng.randint(_SEED_MAX)):
-                    nets.append(self._build_net(X.shape[1], likelihood, device))
-                    nets[-1].fit(X_train)
-            # Keep the best final ELBO; a NaN bound ranks lowest.
-            net = max(nets, key=lambda n: np.nan_to_num(_final_elbo(n), nan=-np.inf))
+        seed = int(rng.randint(_SEED_MAX))
+        with _seeded_torch(seed):  # our draws use the nets' generators; this is for callbacks
+            if continuing:
+                epochs_before, net = len(self.net_.history), self.net_
+                net.generator_.manual_seed(seed)  # a new stream for these epochs
+                trained = net.partial_fit(X_train, epochs=self.max_epochs)
+            else:
+                seeds = [seed, *(int(rng.randint(_SEED_MAX)) for _ in range(self.n_init - 1))]
+                epochs_before = 0
+                net, trained = self._train(X_train, likelihood, device, seeds)
 
         self.net_, self.history_ = net, net.history
         self.device_, self.likelihood_ = device, likelihood
         self.lower_bound_ = _final_elbo(net)
         self.n_iter_ = len(net.history)
         self.converged_ = self.tol is not None and self.n_iter_ - epochs_before < self.max_epochs
-        guard = dict(net.callbacks_)["divergence_guard"]
+        guard = dict(trained.callbacks_)["divergence_guard"]
         if guard.stopped_:
             warnings.warn(
                 f"Training diverged (non-finite loss) {guard.recoveries_ + 1} times despite "

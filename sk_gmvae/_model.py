@@ -31,7 +31,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.distributions import Bernoulli, Normal
+from torch.distributions import Normal
 
 VARIANTS = ("m2", "modified_m2", "gmvae")
 LIKELIHOODS = ("bernoulli", "gaussian")
@@ -60,15 +60,29 @@ def _positive(var: Tensor) -> Tensor:
     return var.clamp_min(torch.finfo(var.dtype).tiny)
 
 
+def _linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """``F.linear`` with all leading axes of x folded into one: the same result, but
+    under vmap (stacked restarts, whose weights carry a restart axis) one batched matmul
+    instead of a broadcast of the weights over every leading axis."""
+    return F.linear(x.flatten(0, -2), weight, bias).unflatten(0, x.shape[:-1])
+
+
+class Linear(nn.Linear):
+    """``nn.Linear`` computed by ``_linear``."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return _linear(x, self.weight, self.bias)
+
+
 def _relu_stack(sizes: Sequence[int]) -> nn.Sequential:
     """ReLU, then Linear + ReLU for each consecutive pair of ``sizes``."""
     layers: list[nn.Module] = [nn.ReLU()]
     for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True):
-        layers += [nn.Linear(n_in, n_out), nn.ReLU()]
+        layers += [Linear(n_in, n_out), nn.ReLU()]
     return nn.Sequential(*layers)
 
 
-class OneHotConcatLinear(nn.Linear):
+class OneHotConcatLinear(Linear):
     """``W [v; onehot(y)] + b`` evaluated for every y at once.
 
     Splitting ``W = [W_v, W_y]`` gives ``W_v v + (W_y[:, y] + b)``: the v-part is one
@@ -83,7 +97,7 @@ class OneHotConcatLinear(nn.Linear):
 
     def forward(self, v: Tensor) -> Tensor:
         table = self.weight[:, self.split :].T + self.bias  # (K, out)
-        return F.linear(v, self.weight[:, : self.split]) + table
+        return _linear(v, self.weight[:, : self.split]) + table
 
 
 class StandardNormal(nn.Module):
@@ -132,7 +146,10 @@ class BernoulliLikelihood(nn.Module):
     expected value over binarizations)."""
 
     def log_prob(self, logits: Tensor, x: Tensor) -> Tensor:
-        return Bernoulli(logits=logits, validate_args=False).log_prob(x).sum(-1)
+        # log p(x|l) = x l - log(1 + e^l), Bernoulli(logits=l).log_prob written with
+        # softplus: unlike the fused BCE-with-logits kernel it has a vmap batching rule
+        # (stacked restarts), and costs about the same without vmap.
+        return (x * logits - F.softplus(logits)).sum(-1)
 
     def mean(self, logits: Tensor) -> Tensor:
         return torch.sigmoid(logits)
@@ -210,11 +227,11 @@ class MixtureVAE(nn.Module):
         self.min_variance = min_variance
 
         # Inference networks, shared by all variants.
-        self.qy = nn.Sequential(nn.Linear(D, H[0]), _relu_stack(H), nn.Linear(H[-1], K))
+        self.qy = nn.Sequential(Linear(D, H[0]), _relu_stack(H), Linear(H[-1], K))
         self.qz_first = OneHotConcatLinear(D, K, H[0])
         self.qz_hidden = _relu_stack(H)
-        self.qz_mean = nn.Linear(H[-1], L)
-        self.qz_var = nn.Linear(H[-1], L)
+        self.qz_mean = Linear(H[-1], L)
+        self.qz_var = Linear(H[-1], L)
 
         # Generative model: where y enters is the only difference between variants.
         if variant == "m2":
@@ -227,20 +244,21 @@ class MixtureVAE(nn.Module):
             dec_sizes = [L, *H[1:]]
         else:  # gmvae
             self.prior = ClusterGaussian(K, L, min_variance)
-            self.dec_first = nn.Linear(L, H[0])
+            self.dec_first = Linear(L, H[0])
             dec_sizes = H
         self.dec_hidden = _relu_stack(dec_sizes)
-        self.dec_out = nn.Linear(dec_sizes[-1], D)
+        self.dec_out = Linear(dec_sizes[-1], D)
         self.likelihood = (
             BernoulliLikelihood() if likelihood == "bernoulli" else GaussianLikelihood(D)
         )
         self.reset_parameters()
 
-    def reset_parameters(self) -> None:
-        """Xavier-uniform weights and zero biases, as in the reference study."""
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        """Xavier-uniform weights and zero biases, as in the reference study, drawn from
+        ``generator`` (by default the global torch RNG)."""
         for m in self.modules():
             if isinstance(m, nn.Linear):
-                nn.init.xavier_uniform_(m.weight)
+                nn.init.xavier_uniform_(m.weight, generator=generator)
                 nn.init.zeros_(m.bias)
 
     # Network outputs are cast back to the input's dtype, so that under reduced-precision
@@ -260,14 +278,29 @@ class MixtureVAE(nn.Module):
         """Likelihood parameters of p(x|z, y), (n, K, D), from z of shape (n, K or 1, L)."""
         return self.dec_out(self.dec_hidden(self.dec_first(z))).to(z.dtype)
 
-    def forward(self, x: Tensor, eps: Tensor | None = None) -> ModelOutput:
-        """The ELBO's terms for every (row, cluster) pair.
+    def draw_noise(
+        self, x: Tensor, generator: torch.Generator | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """The random inputs of one pass over the rows x, drawn from ``generator``.
 
-        ``eps`` (broadcastable to (n, K, L)) fixes the noise of z_y = mu + sigma * eps;
-        by default it is drawn from the global torch RNG.
+        Returns x, dynamically binarized (x_d ~ Bernoulli(x_d), anew at every pass) in
+        training mode when ``binarize`` is set, and eps ~ N(0, I) of shape (n, K, L), the
+        noise of z_y = mu + sigma * eps. Kept out of ``forward`` so that the same draws can
+        be made outside a vmapped (stacked) forward pass.
         """
         if self.training and self.binarize:
-            x = torch.bernoulli(x)  # dynamic binarization
+            x = torch.bernoulli(x, generator=generator)
+        shape = (*x.shape[:-1], self.n_clusters, self.latent_dim)
+        eps = torch.randn(shape, generator=generator, dtype=x.dtype, device=x.device)
+        return x, eps
+
+    def forward(self, x: Tensor, eps: Tensor | None = None) -> ModelOutput:
+        """The ELBO's terms for every (row, cluster) pair; deterministic given ``eps``.
+
+        ``eps`` (broadcastable to (n, K, L)) fixes the noise of z_y = mu + sigma * eps;
+        by default it is drawn from the global torch RNG. Training feeds it the output
+        of ``draw_noise`` (which also binarizes x).
+        """
         z_mean, z_var = self.encode_z(x)
         if eps is None:
             eps = torch.randn_like(z_mean)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
 import torch
 from skorch import NeuralNet
 from skorch.callbacks import PassthroughScoring
+from skorch.utils import to_tensor
 
 from ._objective import elbo_terms
 
@@ -18,13 +21,22 @@ class TensorBatches:
 
     The data stay where they are (on the training device, put there once), and each batch
     is one gather ``X[idx]``, instead of a DataLoader indexing and collating row by row.
-    Used as ``iterator_train``; yields ``(X_batch, None)``.
+    Used as ``iterator_train``; yields ``(X_batch, None)``. As with a DataLoader, the
+    order is drawn from ``generator`` (by default the global torch RNG).
     """
 
-    def __init__(self, dataset: Any, batch_size: int = 128, shuffle: bool = False, **_: Any):
+    def __init__(
+        self,
+        dataset: Any,
+        batch_size: int = 128,
+        shuffle: bool = False,
+        generator: torch.Generator | None = None,
+        **_: Any,
+    ) -> None:
         self.X = dataset.X
         self.batch_size = batch_size
         self.shuffle = shuffle
+        self.generator = generator
 
     def __len__(self) -> int:
         return math.ceil(len(self.X) / self.batch_size)
@@ -35,9 +47,24 @@ class TensorBatches:
             for start in range(0, n, self.batch_size):
                 yield self.X[start : start + self.batch_size], None
             return
-        order = torch.randperm(n, device=self.X.device)
+        order = torch.randperm(n, generator=self.generator, device=self.X.device)
         for start in range(0, n, self.batch_size):
             yield self.X[order[start : start + self.batch_size]], None
+
+
+@contextlib.contextmanager
+def matmul_precision(precision: str, device: Any) -> Iterator[None]:
+    """For ``precision="tf32"`` on CUDA: float32 matmuls on TF32 tensor cores (10-bit
+    mantissa, float32 range) inside the block; the global setting is restored after."""
+    if precision != "tf32" or torch.device(device).type != "cuda":
+        yield
+        return
+    before = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("high")
+    try:
+        yield
+    finally:
+        torch.set_float32_matmul_precision(before)
 
 
 class MixtureVAENet(NeuralNet):
@@ -48,18 +75,68 @@ class MixtureVAENet(NeuralNet):
     the negative ELBO by default) the history records, per batch and per epoch,
     ``train_elbo`` (the plain ELBO, nats) and ``train_entropy`` (H(Y|X), nats).
 
+    ``random_state`` seeds all of training's randomness through generators of the net's
+    own (the global torch RNG is not used): the initialization, from a CPU generator (a
+    seed gives the same initial weights on every device), and the data order, the
+    binarization and the noise of z, from ``generator_`` on the training device.
+
     ``precision="bfloat16"`` runs the training forward pass under bf16 autocast (the
-    matmuls in bf16; the densities, the ELBO and the optimizer stay float32).
+    matmuls in bf16; the densities, the ELBO and the optimizer stay float32);
+    ``precision="tf32"`` lets CUDA run float32 matmuls on TF32 tensor cores during
+    training (no effect on the CPU).
     """
 
-    def __init__(self, *args: Any, precision: str = "float32", **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, precision: str = "float32", random_state: Any = 0, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.precision = precision
+        self.random_state = random_state
+
+    def _generators(self, stream: int, device: Any) -> Any:
+        """Generator(s) of one of two independent streams (0: initialization, 1: training)
+        per seed in ``random_state``: one generator for an int, a list for a list."""
+        seeds = np.atleast_1d(self.random_state)
+        generators = [
+            torch.Generator(device).manual_seed(
+                int(np.random.SeedSequence(int(s)).generate_state(2)[stream])
+            )
+            for s in seeds
+        ]
+        return generators if np.ndim(self.random_state) else generators[0]
+
+    def initialize_module(self) -> MixtureVAENet:
+        super().initialize_module()  # built on the CPU; skorch moves it to the device next
+        self.module_.reset_parameters(self._generators(0, "cpu"))
+        self.generator_ = self._generators(1, self.device)
+        return self
+
+    def __getstate__(self) -> dict:
+        state = super().__getstate__()
+        state.pop("generator_", None)  # device-bound: rebuilt from the seed on unpickling
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        super().__setstate__(state)
+        if self.initialized_:
+            self.generator_ = self._generators(1, self.device)
+
+    def fit_loop(self, X: Any, y: Any = None, epochs: int | None = None, **fit_params: Any) -> Any:
+        with matmul_precision(self.precision, self.device):
+            return super().fit_loop(X, y, epochs=epochs, **fit_params)
+
+    def get_iterator(self, dataset: Any, training: bool = False) -> Any:
+        if not training:
+            return super().get_iterator(dataset, training)
+        # As DataLoader(generator=...): the data order comes from the net's own stream.
+        kwargs = {"batch_size": self.batch_size, **self.get_params_for("iterator_train")}
+        return self.iterator_train(dataset, generator=self.generator_, **kwargs)
 
     def infer(self, x: Any, **fit_params: Any) -> Any:
+        x, eps = self.module_.draw_noise(to_tensor(x, device=self.device), self.generator_)
         device_type = torch.device(self.device).type
         with torch.autocast(device_type, torch.bfloat16, enabled=self.precision == "bfloat16"):
-            return super().infer(x, **fit_params)
+            return self.module_(x, eps, **fit_params)
 
     @property
     def _default_callbacks(self) -> list[tuple[str, Any]]:
@@ -70,10 +147,14 @@ class MixtureVAENet(NeuralNet):
         ]
 
     def get_loss(self, y_pred, y_true=None, X=None, training=False) -> torch.Tensor:  # noqa: ANN001
-        terms = elbo_terms(y_pred)
+        terms = elbo_terms(y_pred)  # each (batch,), or (batch, restarts) when stacked
+        losses = self.criterion_.run_losses(terms)
+        stats = {"elbo": terms.elbo.mean(0), "entropy": terms.entropy.mean(0)}
+        if losses.ndim:  # stacked restarts: also each one's own loss
+            stats["restart_loss"] = losses
+        values = torch.stack(list(stats.values())).detach().tolist()  # one device sync
         prefix = "train" if training else "valid"
-        # One device sync for both logged values.
-        elbo, entropy = torch.stack([terms.elbo.mean(), terms.entropy.mean()]).detach().tolist()
-        self.history.record_batch(f"{prefix}_elbo", elbo)
-        self.history.record_batch(f"{prefix}_entropy", entropy)
-        return self.criterion_.loss(terms)
+        for key, value in zip(stats, values, strict=True):
+            self.history.record_batch(f"{prefix}_{key}", value)
+        # Restarts' losses add: each restart's gradient is that of its own loss.
+        return losses.sum()

@@ -48,6 +48,7 @@ def save_weights(estimator: GMVAEClustering, path: str | os.PathLike) -> None:
         "likelihood_": estimator.likelihood_,
         "labels_": torch.as_tensor(estimator.labels_),
         "cluster_order": torch.as_tensor(estimator._cluster_order),
+        "seed": int(estimator.net_.random_state),
     }
     if hasattr(estimator, "feature_names_in_"):
         fitted["feature_names_in_"] = [str(f) for f in estimator.feature_names_in_]
@@ -89,7 +90,8 @@ def load_weights(path: str | os.PathLike, device: str = "auto") -> GMVAEClusteri
     estimator = GMVAEClustering(**params)
     fitted = payload["fitted"]
     resolved = str(_resolve_device(device))
-    net = estimator._build_net(fitted["n_features_in_"], fitted["likelihood_"], resolved)
+    seed = int(fitted.get("seed", 0))  # the training stream's seed (files before it: 0)
+    net = estimator._build_net(fitted["n_features_in_"], fitted["likelihood_"], resolved, seed)
     net.initialize()
     net.module_.load_state_dict(payload["state_dict"])
     net.history = History(payload["history"])

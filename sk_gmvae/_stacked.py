@@ -1,0 +1,213 @@
+"""``n_init`` restarts trained at once, as one module with stacked (batched) weights.
+
+Every parameter of R ``MixtureVAE`` replicas is stacked along a leading axis of length R,
+and one forward pass evaluates all of them with ``torch.func.vmap`` over
+``functional_call`` of a single weightless replica: each matmul of the model becomes one
+batched matmul over the restarts, so R small steps cost about one step of R-fold work.
+
+The restarts stay independent. Their losses add, so each restart's gradient is that of
+its own loss; Adam's update is elementwise, so each restart moves exactly as it would
+alone. Each restart draws its initialization, data order, binarization and noise from
+generators seeded as a lone ``MixtureVAENet`` with its seed would, in the same order: the
+stacked restarts equal independent fits up to floating-point rounding. Batches are laid
+out (rows, restarts, ...), so skorch counts rows per batch as usual.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from skorch.callbacks import GradientNormClipping, PassthroughScoring, PrintLog
+from skorch.history import History
+from torch import Tensor, nn
+from torch.func import functional_call, vmap
+
+from ._model import MixtureVAE, ModelOutput
+from ._net import MixtureVAENet, TensorBatches
+
+
+class StackedMixtureVAE(nn.Module):
+    """R ``MixtureVAE`` replicas with stacked parameters, evaluated in one vmapped pass.
+
+    Parameters
+    ----------
+    n_restarts : int
+        Number R of replicas.
+    **model_kwargs
+        Arguments of ``MixtureVAE`` (the same for every replica).
+    """
+
+    def __init__(self, n_restarts: int, **model_kwargs: Any) -> None:
+        super().__init__()
+        self.n_restarts = n_restarts
+        self.model_kwargs = model_kwargs
+        replicas = [MixtureVAE(**model_kwargs) for _ in range(n_restarts)]
+        self.names = [name for name, _ in replicas[0].named_parameters()]
+        for name in self.names:  # in the replica's order, so optimizer states line up
+            stacked = torch.stack([r.get_parameter(name).detach() for r in replicas])
+            self.register_parameter(name.replace(".", "__"), nn.Parameter(stacked))
+        # The replica that vmap calls, without weights of its own; in a tuple, so that it
+        # is not a submodule (its parameters are the stacked ones).
+        self._replica = (replicas[0].to("meta"),)
+
+    @property
+    def replica(self) -> MixtureVAE:
+        return self._replica[0]
+
+    def stacked_parameters(self) -> dict[str, Tensor]:
+        """The (R, ...) parameters, by the replica's parameter names."""
+        return {name: getattr(self, name.replace(".", "__")) for name in self.names}
+
+    def train(self, mode: bool = True) -> StackedMixtureVAE:
+        super().train(mode)
+        self.replica.train(mode)  # draw_noise binarizes in training mode only
+        return self
+
+    def reset_parameters(self, generators: Sequence[torch.Generator]) -> None:
+        """Initialize replica r exactly as ``MixtureVAE.reset_parameters(generators[r])``."""
+        with torch.no_grad():
+            for r, generator in enumerate(generators):
+                fresh = MixtureVAE(**self.model_kwargs)
+                fresh.reset_parameters(generator)
+                for name, param in self.stacked_parameters().items():
+                    param[r].copy_(fresh.get_parameter(name))
+
+    def restart_state(self, r: int) -> dict[str, Tensor]:
+        """The state dict of replica ``r``, for a ``MixtureVAE``."""
+        return {name: p[r].detach().clone() for name, p in self.stacked_parameters().items()}
+
+    def draw_noise(self, x: Tensor, generators: Sequence[torch.Generator]) -> tuple[Tensor, Tensor]:
+        """``MixtureVAE.draw_noise`` for each restart's rows ``x[:, r]`` from its generator;
+        x is (n, R, D), the results (n, R, D) and (n, R, K, L)."""
+        draws = [self.replica.draw_noise(x[:, r], g) for r, g in enumerate(generators)]
+        x_drawn, eps = zip(*draws, strict=True)
+        return torch.stack(x_drawn, 1), torch.stack(eps, 1)
+
+    def forward(self, x: Tensor, eps: Tensor) -> ModelOutput:
+        """Every replica's ELBO terms: (n, R, D) rows and (n, R, K, L) noise give a
+        ``ModelOutput`` of (n, R, K) tensors."""
+
+        def one(params: dict[str, Tensor], x: Tensor, eps: Tensor) -> ModelOutput:
+            return functional_call(self.replica, params, (x, eps))
+
+        return vmap(one, in_dims=(0, 1, 1), out_dims=1)(self.stacked_parameters(), x, eps)
+
+
+class StackedTensorBatches(TensorBatches):
+    """``TensorBatches`` for R restarts, each with its own order from its own generator:
+    batches of shape (batch, R, D)."""
+
+    def __iter__(self) -> Iterator[tuple[Tensor, None]]:
+        n, restarts = len(self.X), len(self.generator)
+        if self.shuffle:
+            # Each generator's draws are a lone TensorBatches' (one permutation per epoch).
+            device = self.X.device
+            order = torch.stack(
+                [torch.randperm(n, generator=g, device=device) for g in self.generator], 1
+            )
+        else:
+            order = torch.arange(n, device=self.X.device)[:, None].expand(n, restarts)
+        for start in range(0, n, self.batch_size):
+            yield self.X[order[start : start + self.batch_size]], None
+
+
+class StackedGradientNormClipping(GradientNormClipping):
+    """skorch's ``GradientNormClipping`` for stacked restarts: each restart's gradient is
+    clipped by its own norm, as ``torch.nn.utils.clip_grad_norm_`` would clip it alone,
+
+        g_r <- g_r * min(1, max_norm / (||g_r|| + 1e-6)).
+    """
+
+    def on_grad_computed(self, _: Any, named_parameters: Any, **kwargs: Any) -> None:
+        if self.gradient_clip_value is None:
+            return
+        grads = [p.grad for _, p in named_parameters if p.grad is not None]
+        order = self.gradient_clip_norm_type
+        per_tensor = torch.stack([g.reshape(len(g), -1).norm(order, dim=1) for g in grads])
+        norms = per_tensor.norm(order, dim=0)
+        scale = (self.gradient_clip_value / (norms + 1e-6)).clamp(max=1.0)
+        for g in grads:
+            g.mul_(scale.view(-1, *[1] * (g.ndim - 1)))
+
+
+class RestartScoring(PassthroughScoring):
+    """``PassthroughScoring`` of per-restart values: each restart's batch-size-weighted
+    epoch mean, recorded as a list (no "best" flag)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name, lower_is_better=None, on_train=True)
+
+    def get_avg_score(self, history: History) -> list[float]:
+        rows = history[-1, "batches", :, ["train_batch_size", self.name]]
+        weights, scores = zip(*rows, strict=True)
+        return np.average(np.asarray(scores), axis=0, weights=weights).tolist()
+
+
+class RestartPrintLog(PrintLog):
+    """skorch's ``PrintLog`` showing per-restart lists as ``v1 / v2 / ...``."""
+
+    def format_row(self, row: dict, key: str, color: str) -> str:
+        value = row[key]
+        if isinstance(value, list):
+            return " / ".join(f"{v:{self.floatfmt}}" for v in value)
+        return super().format_row(row, key, color)
+
+
+class StackedMixtureVAENet(MixtureVAENet):
+    """A ``MixtureVAENet`` training R restarts at once (module ``StackedMixtureVAE``,
+    iterator ``StackedTensorBatches``, ``random_state`` a list of R seeds).
+
+    Its history records, per batch and per epoch, ``train_loss`` (the sum of the
+    restarts' losses) and lists with one value per restart: ``train_elbo``,
+    ``train_entropy`` and ``train_restart_loss``. ``restart_into`` turns one restart into
+    a plain ``MixtureVAENet``.
+    """
+
+    @property
+    def _default_callbacks(self) -> list[tuple[str, Any]]:
+        per_restart = ("train_elbo", "train_entropy", "train_restart_loss")
+        replaced = {*per_restart, "print_log"}
+        return [
+            *[(n, cb) for n, cb in super()._default_callbacks if n not in replaced],
+            *[(name, RestartScoring(name)) for name in per_restart],
+            ("print_log", RestartPrintLog(keys_ignored=["train_loss"])),
+        ]
+
+    def restart_into(self, r: int, net: MixtureVAENet) -> MixtureVAENet:
+        """Make ``net`` (a ``MixtureVAENet`` of the same settings, seeded with restart r's
+        seed) restart ``r``: its weights, optimizer state, history and random stream.
+        Training ``net`` further continues restart r as a lone net would."""
+        net.initialize()
+        net.module_.load_state_dict(self.module_.restart_state(r))
+        state = self.optimizer_.state_dict()
+        state["state"] = {
+            i: {key: value[r] if value.ndim else value for key, value in s.items()}
+            for i, s in state["state"].items()
+        }
+        net.optimizer_.load_state_dict(state)
+        net.history = restart_history(self.history, r)
+        net.generator_.set_state(self.generator_[r].get_state())
+        return net
+
+
+def restart_history(history: History, r: int) -> History:
+    """Restart ``r``'s history from a stacked net's: every per-restart list replaced by its
+    r-th value, ``train_loss`` (and ``train_loss_best``) by the restart's own loss."""
+    rows = copy.deepcopy(list(history))
+    best = math.inf
+    for row in rows:
+        for record in (row, *row.get("batches", ())):
+            for key, value in record.items():
+                if isinstance(value, list) and key != "batches":
+                    record[key] = value[r]
+            if "train_restart_loss" in record:
+                record["train_loss"] = record.pop("train_restart_loss")
+        if "train_loss" in row:
+            row["train_loss_best"] = row["train_loss"] < best
+            best = min(best, row["train_loss"])
+    return History(rows)
