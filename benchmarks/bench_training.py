@@ -11,8 +11,9 @@ achieved GFLOP/s, the machine's attainable float32 GFLOP/s measured in the same 
 the same GEMM shapes, and their ratio; then speed ratios against a Python loop over y
 (the reference ELBO), bf16 autocast, ``--restarts`` (6) restarts trained as one stacked
 model against as many single steps (``n_init``), and (with ``--trained``) flushing
-denormals on a trained model. Everything is compared within one run, so the ratios hold on a noisy
-machine where absolute times do not.
+denormals on a trained model; on a GPU also TF32 matmuls (``precision="tf32"``).
+Everything is compared within one run, so the ratios hold on a noisy machine where
+absolute times do not.
 """
 
 from __future__ import annotations
@@ -101,7 +102,7 @@ def make_step(
         generator = torch.Generator(device).manual_seed(0)
     if state is not None:
         module.load_state_dict(state)
-    optimizer = torch.optim.Adam(module.parameters(), lr=1e-3)
+    optimizer = torch.optim.Adam(module.parameters(), lr=1e-3, fused=True)  # as fit does
     criterion = NegativeELBO()
     forward = torch.compile(module) if compiled else module
 
@@ -132,8 +133,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     device = torch.device(args.device)
-    if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = False  # float32 means float32 here
+    torch.set_float32_matmul_precision("highest")  # float32 means float32 (no TF32)
     gen = torch.Generator().manual_seed(0)
     x = torch.rand(BATCH, D, generator=gen).to(device)
     print(f"device {device}, torch {torch.__version__}, threads {torch.get_num_threads()}")
@@ -157,6 +157,10 @@ def main() -> None:
             "speedup_vs_loop": t_loop / t32,
             "bf16_speedup": t32 / t_bf16,
         }
+        if device.type == "cuda":  # precision="tf32": float32 matmuls on TF32 cores
+            torch.set_float32_matmul_precision("high")
+            row["tf32_speedup"] = t32 / _time(make_step(variant, device, x), device, args.repeats)
+            torch.set_float32_matmul_precision("highest")
         if args.restarts:
             stacked = make_step(variant, device, x, restarts=args.restarts)
             t_stacked = _time(stacked, device, max(3, args.repeats // 3))
@@ -186,6 +190,7 @@ def main() -> None:
                 if "stacked_restarts_speedup" in row
                 else ""
             )
+            + (f"; tf32 x{row['tf32_speedup']:.2f}" if "tf32_speedup" in row else "")
             + (f"; torch.compile x{row['compile_speedup']:.2f}" if "compile_speedup" in row else "")
             + (
                 f"; flush denormals (trained) x{row['flush_denormal_speedup_trained']:.2f}"

@@ -66,3 +66,18 @@ def elbo(module: torch.nn.Module, X: np.ndarray, seed: int, dtype: torch.dtype) 
     is an unbiased one-sample estimate that does not depend on the other rows."""
     eps, _ = seeded_normal(module, module.n_clusters, seed, dtype)
     return map_batches(lambda x: elbo_terms(module(x, eps=eps)).elbo, X, module, dtype)
+
+
+def posterior_and_elbo(
+    module: torch.nn.Module, X: np.ndarray, seed: int, dtype: torch.dtype
+) -> tuple[np.ndarray, np.ndarray]:
+    """``posterior`` and ``elbo`` of every row in one pass (the ELBO's pass computes
+    q(y|x) anyway): arrays of shape (n, K) and (n,)."""
+    eps, _ = seeded_normal(module, module.n_clusters, seed, dtype)
+
+    def both(x: torch.Tensor) -> torch.Tensor:
+        out = module(x, eps=eps)
+        return torch.cat([torch.softmax(out.qy_logits, -1), elbo_terms(out).elbo[:, None]], -1)
+
+    result = map_batches(both, X, module, dtype)
+    return result[:, :-1], result[:, -1]

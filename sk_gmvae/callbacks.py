@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from skorch.callbacks import Callback
 
-from ._inference import elbo, posterior
+from ._inference import posterior_and_elbo
 from .metrics import clustering_report, conditional_entropy
 
 
@@ -82,8 +82,7 @@ class ClusteringMonitor(Callback):
         was_training = module.training
         module.eval()
         try:
-            proba = posterior(module, self.X_, torch.float32)
-            bound = elbo(module, self.X_, self.seed, torch.float32)
+            proba, bound = posterior_and_elbo(module, self.X_, self.seed, torch.float32)
         finally:
             module.train(was_training)
         scores = {"entropy": conditional_entropy(proba), "loss": -float(np.mean(bound))}

@@ -98,3 +98,14 @@ def test_variants_differ_only_in_the_generative_model():
     assert any(n.startswith("prior.") for n in names["gmvae"])
     assert not any(n.startswith("prior.") for n in names["modified_m2"] | names["m2"])
     assert any(n.startswith("dec_first.scale") for n in names["modified_m2"])
+
+
+def test_posterior_and_elbo_in_one_pass_equal_two_passes():
+    import numpy as np
+
+    from sk_gmvae._inference import elbo, posterior, posterior_and_elbo
+
+    module, X = _model("m2"), _data("bernoulli", n=9).numpy()
+    proba, bound = posterior_and_elbo(module, X, 3, torch.float64)
+    np.testing.assert_allclose(proba, posterior(module, X, torch.float64))
+    np.testing.assert_allclose(bound, elbo(module, X, 3, torch.float64))

@@ -107,17 +107,23 @@ def test_kept_restart_trains_on_like_a_lone_net(digits):
     assert all(int(s["step"]) == 4 * 6 for s in state.values())
 
 
-def test_callbacks_or_tol_train_sequentially(digits):
+def test_when_restarts_are_stacked():
     from skorch.callbacks import Callback
 
-    assert GMVAEClustering(n_init=2)._stacks_restarts()
-    assert not GMVAEClustering(n_init=1)._stacks_restarts()
-    assert not GMVAEClustering(n_init=2, tol=0.1)._stacks_restarts()
-    assert not GMVAEClustering(n_init=2, callbacks=[Callback()])._stacks_restarts()
-    assert not GMVAEClustering(n_init=2, stack_restarts=False)._stacks_restarts()
+    assert GMVAEClustering(n_init=2)._stacks_restarts("cuda")  # "auto": on CUDA only
+    assert not GMVAEClustering(n_init=2)._stacks_restarts("cpu")
+    assert GMVAEClustering(n_init=2, stack_restarts=True)._stacks_restarts("cpu")
+    assert not GMVAEClustering(n_init=2, stack_restarts=False)._stacks_restarts("cuda")
+    assert not GMVAEClustering(n_init=1, stack_restarts=True)._stacks_restarts("cpu")
+    for sequential in (dict(tol=0.1), dict(callbacks=[Callback()])):
+        assert not GMVAEClustering(n_init=2, stack_restarts=True, **sequential)._stacks_restarts(
+            "cuda"
+        )
 
 
 def test_verbose_table_shows_each_restart(digits, capsys):
-    GMVAEClustering(4, n_init=3, verbose=1, random_state=0, **SMALL).fit(digits)
+    GMVAEClustering(4, n_init=3, stack_restarts=True, verbose=1, random_state=0, **SMALL).fit(
+        digits
+    )
     out = capsys.readouterr().out
     assert "train_restart_loss" in out and out.count(" / ") >= 2 * 3 * 2
