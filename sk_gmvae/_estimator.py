@@ -126,6 +126,11 @@ class GMVAEClustering(ClusterMixin, BaseEstimator):
         the networks' forward pass under bf16 autocast (about twice as fast on CPUs and
         GPUs with bf16 matrix units). Densities, the ELBO, the optimizer and inference
         stay float32/float64 in every mode.
+    compile : bool, default=False
+        Compile the training forward pass with ``torch.compile`` (skorch's ``compile``;
+        the networks themselves stay plain modules). Costs a compilation of tens of
+        seconds per fit; pays off in long trainings: on a 2-core CPU an epoch ran 1.3x
+        faster with ``precision="bfloat16"`` and no faster in float32.
     batch_size : int, default=100
         Rows per optimization step.
     learning_rate : float, default=1e-3
@@ -236,6 +241,7 @@ class GMVAEClustering(ClusterMixin, BaseEstimator):
         "entropy_weight": [Interval(Real, None, None, closed="neither")],
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
         "precision": [StrOptions({"float32", "tf32", "bfloat16"})],
+        "compile": ["boolean"],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
         "n_init": [Interval(Integral, 1, None, closed="left")],
@@ -265,6 +271,7 @@ class GMVAEClustering(ClusterMixin, BaseEstimator):
         entropy_weight: float = 0.0,
         max_epochs: int = 100,
         precision: str = "float32",
+        compile: bool = False,
         batch_size: int = 100,
         learning_rate: float = 1e-3,
         n_init: int = 1,
@@ -290,6 +297,7 @@ class GMVAEClustering(ClusterMixin, BaseEstimator):
         self.entropy_weight = entropy_weight
         self.max_epochs = max_epochs
         self.precision = precision
+        self.compile = compile
         self.batch_size = batch_size
         self.learning_rate = learning_rate
         self.n_init = n_init
@@ -404,6 +412,7 @@ class GMVAEClustering(ClusterMixin, BaseEstimator):
             iterator_train=batches,
             iterator_train__shuffle=True,
             precision=self.precision,
+            compile=self.compile,
             random_state=seed,
             train_split=None,
             callbacks=callbacks,

@@ -111,15 +111,27 @@ class MixtureVAENet(NeuralNet):
         self.generator_ = self._generators(1, self.device)
         return self
 
+    def torch_compile(self, module: torch.nn.Module, name: str) -> torch.nn.Module:
+        """With ``compile=True``, compile the module's training forward pass into
+        ``forward_``; ``module_`` itself stays the plain module (its state dict, pickling
+        and inference copies are unchanged)."""
+        if name == "module":
+            kwargs = self.get_params_for("compile")
+            self.forward_ = torch.compile(module, **kwargs) if self.compile else module
+        return module
+
     def __getstate__(self) -> dict:
         state = super().__getstate__()
-        state.pop("generator_", None)  # device-bound: rebuilt from the seed on unpickling
+        # Device-bound generator and compiled code: rebuilt on unpickling.
+        state.pop("generator_", None)
+        state.pop("forward_", None)
         return state
 
     def __setstate__(self, state: dict) -> None:
         super().__setstate__(state)
         if self.initialized_:
             self.generator_ = self._generators(1, self.device)
+            self.torch_compile(self.module_, "module")
 
     def fit_loop(self, X: Any, y: Any = None, epochs: int | None = None, **fit_params: Any) -> Any:
         with matmul_precision(self.precision, self.device):
@@ -136,7 +148,7 @@ class MixtureVAENet(NeuralNet):
         x, eps = self.module_.draw_noise(to_tensor(x, device=self.device), self.generator_)
         device_type = torch.device(self.device).type
         with torch.autocast(device_type, torch.bfloat16, enabled=self.precision == "bfloat16"):
-            return self.module_(x, eps, **fit_params)
+            return self.forward_(x, eps, **fit_params)
 
     @property
     def _default_callbacks(self) -> list[tuple[str, Any]]:

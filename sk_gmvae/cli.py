@@ -48,6 +48,7 @@ def _mnist(args: argparse.Namespace) -> int:
         random_state=args.seed,
         device=args.device,
         precision=args.precision,
+        compile=args.compile,
         verbose=1,
     )
     print(
@@ -118,6 +119,7 @@ def _reproduce(args: argparse.Namespace) -> int:
         hidden_layer_sizes=tuple(args.hidden),
         device=args.device,
         precision=args.precision,
+        compile=args.compile,
     )
     figure = plot_study(histories, out / "figure")
     for npy in sorted(out.glob("prototypes-*.npy")):
@@ -146,6 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     mnist.add_argument("--n-train", type=int, default=50_000, help="training images used")
     mnist.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     mnist.add_argument("--precision", default="float32", choices=["float32", "tf32", "bfloat16"])
+    mnist.add_argument("--compile", action="store_true", help="torch.compile the training pass")
     mnist.add_argument("--data-home", default=None, help="data cache folder")
     mnist.add_argument("--json", default=None, help="also write the results to this file")
     mnist.set_defaults(run=_mnist)
@@ -165,6 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     rep.add_argument("--hidden", nargs="+", type=int, default=[512, 512])
     rep.add_argument("--device", default="auto")
     rep.add_argument("--precision", default="float32", choices=["float32", "tf32", "bfloat16"])
+    rep.add_argument("--compile", action="store_true", help="torch.compile the training pass")
     rep.add_argument("--seed", type=int, default=0, help="seed of the test binarization")
     rep.add_argument("--data-home", default=None)
     rep.add_argument("--no-progress", action="store_true")

@@ -2,6 +2,7 @@
 
 import pickle
 import re
+import shutil
 
 import numpy as np
 import pytest
@@ -314,3 +315,18 @@ def test_fits_in_threads_equal_fits_one_after_another(blobs):
         alone = clone(est).fit(X)
         assert alone.lower_bound_ == other.lower_bound_
         np.testing.assert_array_equal(alone.labels_, other.labels_)
+
+
+@pytest.mark.skipif(
+    not any(shutil.which(c) for c in ("g++", "clang++", "c++")),
+    reason="torch.compile on the CPU needs a C++ compiler",
+)
+def test_compiled_training_equals_eager_and_pickles(blobs):
+    X, _ = blobs
+    params = dict(random_state=0, **{**SMALL, "max_epochs": 2})
+    compiled = GMVAEClustering(3, compile=True, **params).fit(X)
+    eager = GMVAEClustering(3, **params).fit(X)
+    assert type(compiled.net_.module_) is type(eager.net_.module_)  # a plain module
+    np.testing.assert_allclose(compiled.lower_bound_, eager.lower_bound_, rtol=1e-5)
+    restored = pickle.loads(pickle.dumps(compiled))
+    np.testing.assert_array_equal(restored.predict(X), compiled.predict(X))
