@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import warnings
-from collections.abc import Iterator
 from numbers import Integral, Real
 from typing import Any
 
@@ -43,15 +41,6 @@ def _resolve_device(device: str | torch.device) -> torch.device:
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device={device!r} was requested but CUDA is not available.")
     return resolved
-
-
-@contextlib.contextmanager
-def _seeded_torch(seed: int) -> Iterator[None]:
-    """Seed torch for the block and restore the caller's global RNG states afterwards."""
-    cuda = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
-    with torch.random.fork_rng(devices=cuda):
-        torch.manual_seed(seed)
-        yield
 
 
 def _final_elbo(net: MixtureVAENet, n_restarts: int | None = None) -> Any:
@@ -144,8 +133,9 @@ class GMVAEClustering(ClusterMixin, BaseEstimator):
         another, up to floating-point rounding. ``"auto"`` stacks on CUDA devices, where
         one restart's small kernels leave the GPU mostly idle, and not on the CPU, where
         stacking measured no faster. Not used with ``tol`` or ``callbacks`` (these act on
-        one run at a time). If a restart diverges, the divergence guard rolls all of them
-        back together.
+        one run at a time). If a restart diverges (a non-finite loss), the stacked training
+        stops and the restarts are trained again one after another, each with its own
+        divergence guard, so the result is still that of sequential restarts.
     tol : float or None, default=None
         If set, stop early once the training loss has not improved by at least ``tol``
         (nats) for ``n_iter_no_change`` epochs (skorch's ``EarlyStopping``); if it never
@@ -364,7 +354,11 @@ class GMVAEClustering(ClusterMixin, BaseEstimator):
         """The skorch net of one training run (``seed`` an int) or of stacked restarts
         (``seed`` a list of ints, one per restart)."""
         stacked = isinstance(seed, list)
-        callbacks: list = [("divergence_guard", DivergenceGuard())]
+        # Stacked, the first non-finite loss stops training (``fit`` then trains the
+        # restarts one by one), so that one restart's divergence cannot affect the others.
+        callbacks: list = [
+            ("divergence_guard", DivergenceGuard(max_recoveries=0 if stacked else 3))
+        ]
         if self.max_grad_norm is not None:
             clipping = StackedGradientNormClipping if stacked else GradientNormClipping
             callbacks.append(("grad_clip", clipping(self.max_grad_norm)))
@@ -428,10 +422,13 @@ class GMVAEClustering(ClusterMixin, BaseEstimator):
         n_features = X_train.shape[1]
         if self._stacks_restarts(device):
             stacked = self._build_net(n_features, likelihood, device, seeds).fit(X_train)
-            finals = np.nan_to_num(_final_elbo(stacked, len(seeds)), nan=-np.inf)
-            best = int(np.argmax(finals))
-            single = self._build_net(n_features, likelihood, device, seeds[best])
-            return stacked.restart_into(best, single), stacked
+            if not dict(stacked.callbacks_)["divergence_guard"].stopped_:
+                finals = np.nan_to_num(_final_elbo(stacked, len(seeds)), nan=-np.inf)
+                best = int(np.argmax(finals))
+                single = self._build_net(n_features, likelihood, device, seeds[best])
+                return stacked.restart_into(best, single), stacked
+            # A restart diverged (the stacked guard stops at once): train the restarts one
+            # after another instead, each with a guard of its own, as without stacking.
         nets = [self._build_net(n_features, likelihood, device, s).fit(X_train) for s in seeds]
         best = max(nets, key=lambda n: np.nan_to_num(_final_elbo(n), nan=-np.inf))
         return best, best
@@ -469,16 +466,16 @@ class GMVAEClustering(ClusterMixin, BaseEstimator):
         # The training data go to the device once; batches are slices of it.
         X_train = torch.tensor(X, dtype=torch.float32, device=device)
 
+        # Every random draw of training comes from the nets' own generators, seeded here.
         seed = int(rng.randint(_SEED_MAX))
-        with _seeded_torch(seed):  # our draws use the nets' generators; this is for callbacks
-            if continuing:
-                epochs_before, net = len(self.net_.history), self.net_
-                net.generator_.manual_seed(seed)  # a new stream for these epochs
-                trained = net.partial_fit(X_train, epochs=self.max_epochs)
-            else:
-                seeds = [seed, *(int(rng.randint(_SEED_MAX)) for _ in range(self.n_init - 1))]
-                epochs_before = 0
-                net, trained = self._train(X_train, likelihood, device, seeds)
+        if continuing:
+            epochs_before, net = len(self.net_.history), self.net_
+            net.generator_.manual_seed(seed)  # a new stream for these epochs
+            trained = net.partial_fit(X_train, epochs=self.max_epochs)
+        else:
+            seeds = [seed, *(int(rng.randint(_SEED_MAX)) for _ in range(self.n_init - 1))]
+            epochs_before = 0
+            net, trained = self._train(X_train, likelihood, device, seeds)
 
         self.net_, self.history_ = net, net.history
         self.device_, self.likelihood_ = device, likelihood

@@ -64,6 +64,8 @@ def _linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """``F.linear`` with all leading axes of x folded into one: the same result, but
     under vmap (stacked restarts, whose weights carry a restart axis) one batched matmul
     instead of a broadcast of the weights over every leading axis."""
+    if x.ndim < 2:
+        return F.linear(x, weight, bias)
     return F.linear(x.flatten(0, -2), weight, bias).unflatten(0, x.shape[:-1])
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -52,19 +53,34 @@ class TensorBatches:
             yield self.X[order[start : start + self.batch_size]], None
 
 
+# Process-wide torch settings changed during fits, shared by fits running in threads.
+_GLOBAL_STATE_LOCK = threading.Lock()
+_tf32_fits = 0
+_tf32_saved = "highest"
+
+
 @contextlib.contextmanager
 def matmul_precision(precision: str, device: Any) -> Iterator[None]:
     """For ``precision="tf32"`` on CUDA: float32 matmuls on TF32 tensor cores (10-bit
-    mantissa, float32 range) inside the block; the global setting is restored after."""
+    mantissa, float32 range) inside the block. The process-wide setting is switched on by
+    the first such block and restored when the last one ends (blocks may overlap, in
+    threads)."""
+    global _tf32_fits, _tf32_saved
     if precision != "tf32" or torch.device(device).type != "cuda":
         yield
         return
-    before = torch.get_float32_matmul_precision()
-    torch.set_float32_matmul_precision("high")
+    with _GLOBAL_STATE_LOCK:
+        if _tf32_fits == 0:
+            _tf32_saved = torch.get_float32_matmul_precision()
+            torch.set_float32_matmul_precision("high")
+        _tf32_fits += 1
     try:
         yield
     finally:
-        torch.set_float32_matmul_precision(before)
+        with _GLOBAL_STATE_LOCK:
+            _tf32_fits -= 1
+            if _tf32_fits == 0:
+                torch.set_float32_matmul_precision(_tf32_saved)
 
 
 class MixtureVAENet(NeuralNet):
@@ -106,7 +122,11 @@ class MixtureVAENet(NeuralNet):
         return generators if np.ndim(self.random_state) else generators[0]
 
     def initialize_module(self) -> MixtureVAENet:
-        super().initialize_module()  # built on the CPU; skorch moves it to the device next
+        # Built on the CPU (skorch moves it to the device next). Constructing torch layers
+        # draws default initial weights from the global RNG; the caller's state is put
+        # back, and our own initialization below replaces those weights.
+        with _GLOBAL_STATE_LOCK, torch.random.fork_rng(devices=[]):
+            super().initialize_module()
         self.module_.reset_parameters(self._generators(0, "cpu"))
         self.generator_ = self._generators(1, self.device)
         return self
@@ -128,6 +148,7 @@ class MixtureVAENet(NeuralNet):
         return state
 
     def __setstate__(self, state: dict) -> None:
+        state.setdefault("random_state", 0)  # nets pickled before it existed
         super().__setstate__(state)
         if self.initialized_:
             self.generator_ = self._generators(1, self.device)
@@ -145,7 +166,10 @@ class MixtureVAENet(NeuralNet):
         return self.iterator_train(dataset, generator=self.generator_, **kwargs)
 
     def infer(self, x: Any, **fit_params: Any) -> Any:
-        x, eps = self.module_.draw_noise(to_tensor(x, device=self.device), self.generator_)
+        # Training draws from the net's stream; anything else (skorch's predict/forward)
+        # must not shift it, and uses the global RNG.
+        generator = self.generator_ if self.module_.training else None
+        x, eps = self.module_.draw_noise(to_tensor(x, device=self.device), generator)
         device_type = torch.device(self.device).type
         with torch.autocast(device_type, torch.bfloat16, enabled=self.precision == "bfloat16"):
             return self.forward_(x, eps, **fit_params)

@@ -84,6 +84,7 @@ class StackedMixtureVAE(nn.Module):
     def draw_noise(self, x: Tensor, generators: Sequence[torch.Generator]) -> tuple[Tensor, Tensor]:
         """``MixtureVAE.draw_noise`` for each restart's rows ``x[:, r]`` from its generator;
         x is (n, R, D), the results (n, R, D) and (n, R, K, L)."""
+        generators = generators or [None] * self.n_restarts  # None: the global RNG
         draws = [self.replica.draw_noise(x[:, r], g) for r, g in enumerate(generators)]
         x_drawn, eps = zip(*draws, strict=True)
         return torch.stack(x_drawn, 1), torch.stack(eps, 1)
@@ -186,7 +187,7 @@ class StackedMixtureVAENet(MixtureVAENet):
         net.module_.load_state_dict(self.module_.restart_state(r))
         state = self.optimizer_.state_dict()
         state["state"] = {
-            i: {key: value[r] if value.ndim else value for key, value in s.items()}
+            i: {key: value[r].clone() if value.ndim else value for key, value in s.items()}
             for i, s in state["state"].items()
         }
         net.optimizer_.load_state_dict(state)

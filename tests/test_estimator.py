@@ -265,11 +265,19 @@ def test_bfloat16_training_clusters_like_float32(digits):
     assert cluster_accuracy(y, bf16.labels_) > 0.5 and np.isfinite(bf16.score(X))
 
 
-def test_divergence_never_leaves_a_nan_model(blobs):
+@pytest.mark.parametrize("n_init", [1, 2])
+def test_divergence_never_leaves_a_nan_model(blobs, n_init):
     X, _ = blobs
-    est = GMVAEClustering(3, random_state=0, learning_rate=1e8, **{**SMALL, "max_epochs": 10})
+    params = dict(n_init=n_init, stack_restarts=True, learning_rate=1e8, random_state=0)
+    est = GMVAEClustering(3, **params, **{**SMALL, "max_epochs": 10})
     with pytest.warns(ConvergenceWarning, match="diverged"):
         est.fit(X)
+    if n_init > 1:  # a diverging stacked run is redone one restart at a time
+        sequential = clone(est).set_params(stack_restarts=False)
+        with pytest.warns(ConvergenceWarning, match="diverged"):
+            sequential.fit(X)
+        assert est.lower_bound_ == sequential.lower_bound_
+        assert est.history_[:, "train_elbo"] == sequential.history_[:, "train_elbo"]
     assert all(torch.isfinite(p).all() for p in est.net_.module_.parameters())
     assert np.isfinite(est.predict_proba(X)).all() and est.labels_.shape == (120,)
     assert np.isfinite(est.score(X))

@@ -105,6 +105,9 @@ def test_kept_restart_trains_on_like_a_lone_net(digits):
     # The optimizer state came along: its step count is the kept restart's.
     state = stacked.net_.optimizer_.state_dict()["state"]
     assert all(int(s["step"]) == 4 * 6 for s in state.values())
+    # ... and holds the kept restart's moments only, not views of all restarts' buffers.
+    moments = [s["exp_avg"] for s in state.values()]
+    assert all(m.untyped_storage().nbytes() == m.numel() * m.element_size() for m in moments)
 
 
 def test_when_restarts_are_stacked():
