@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from skorch.callbacks import Callback, Checkpoint, LoadInitState
 
 from ._estimator import GMVAEClustering
@@ -55,6 +56,22 @@ class _OnEpochEnd(Callback):
 
     def on_epoch_end(self, net: Any, **kwargs: Any) -> None:
         self.fn()
+
+
+class _GeneratorCheckpoint(Callback):
+    """Save the net's training random stream after every epoch and restore it when a
+    run resumes from its checkpoint, so that a resumed run draws what an uninterrupted
+    one would (data order, binarization, noise). Goes after ``LoadInitState``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def on_train_begin(self, net: Any, **kwargs: Any) -> None:
+        if len(net.history) and self.path.exists():  # resumed by LoadInitState
+            net.generator_.set_state(torch.load(self.path, weights_only=True))
+
+    def on_epoch_end(self, net: Any, **kwargs: Any) -> None:
+        torch.save(net.generator_.get_state(), self.path)
 
 
 def _epochs_done(checkpoint_dir: Path) -> int:
@@ -94,7 +111,8 @@ def run_study(
         One run per seed (its ``random_state``).
     epochs : int, default=10
         Epochs per run. Runs that have them already are skipped; shorter ones resume
-        from their last checkpoint.
+        from their last checkpoint (weights, Adam state, history and random stream),
+        continuing exactly as an uninterrupted run would.
     X_train_eval : ndarray, default=None
         Rows of the training set to monitor too (the study used 10k), logged as
         ``train_eval_*``.
@@ -139,6 +157,7 @@ def run_study(
                 ("csv", CSVHistoryLogger(csv_path)),
                 ("checkpoint", checkpoint),
                 ("resume", LoadInitState(checkpoint)),
+                ("random_stream", _GeneratorCheckpoint(checkpoint_dir / "generator.pt")),
                 ("progress", _OnEpochEnd(lambda: bar.update(1))),
             ]
             est = GMVAEClustering(

@@ -84,6 +84,20 @@ def test_run_study_from_python_arrays_table_and_figure(digits, tmp_path):
     assert plot_prototypes(protos, tmp_path / "p.png", image_shape=(8, 8)).stat().st_size > 0
 
 
+def test_resumed_run_equals_uninterrupted_run(digits, tmp_path):
+    X, y = digits
+    args = (X[:200], X[200:300], y[200:300])
+    kwargs = dict(variants=["gmvae"], progress=False, prototypes=False, n_clusters=4)
+    kwargs |= dict(latent_dim=2, hidden_layer_sizes=(8,))
+    run_study(*args, tmp_path / "resumed", epochs=2, **kwargs)
+    resumed = run_study(*args, tmp_path / "resumed", epochs=4, **kwargs)[("gmvae", 0)]
+    straight = run_study(*args, tmp_path / "straight", epochs=4, **kwargs)[("gmvae", 0)]
+    for key in ("train_elbo", "test_loss", "test_accuracy"):
+        np.testing.assert_allclose(
+            [row[key] for row in resumed], [row[key] for row in straight], rtol=1e-6
+        )
+
+
 def test_cluster_prototypes(digits):
     X, _ = digits
     for variant in ("m2", "modified_m2", "gmvae"):
