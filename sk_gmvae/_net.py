@@ -124,10 +124,10 @@ class MixtureVAENet(NeuralNet):
     def initialize_module(self) -> MixtureVAENet:
         # Built on the CPU (skorch moves it to the device next). Constructing torch layers
         # draws default initial weights from the global RNG; the caller's state is put
-        # back, and our own initialization below replaces those weights.
+        # back, and our own initialization replaces those weights.
         with _GLOBAL_STATE_LOCK, torch.random.fork_rng(devices=[]):
             super().initialize_module()
-        self.module_.reset_parameters(self._generators(0, "cpu"))
+            self.module_.reset_parameters(self._generators(0, "cpu"))
         self.generator_ = self._generators(1, self.device)
         return self
 
