@@ -43,13 +43,11 @@ def _resolve_device(device: str | torch.device) -> torch.device:
     return resolved
 
 
-def _final_elbo(net: MixtureVAENet, n_restarts: int | None = None) -> Any:
+def _final_elbo(net: MixtureVAENet) -> Any:
     """Mean training ELBO of the net's last complete epoch (NaN if none completed); for a
-    stacked net, the list of the ``n_restarts`` restarts' ELBOs."""
+    stacked net, a list with one per restart."""
     values = [row["train_elbo"] for row in net.history if "train_elbo" in row]
-    if n_restarts is not None:
-        return values[-1] if values else [float("nan")] * n_restarts
-    return float(values[-1]) if values else float("nan")
+    return values[-1] if values else float("nan")
 
 
 def _check_positive_int(value: object, name: str) -> None:
@@ -423,7 +421,8 @@ class GMVAEClustering(ClusterMixin, BaseEstimator):
         if self._stacks_restarts(device):
             stacked = self._build_net(n_features, likelihood, device, seeds).fit(X_train)
             if not dict(stacked.callbacks_)["divergence_guard"].stopped_:
-                finals = np.nan_to_num(_final_elbo(stacked, len(seeds)), nan=-np.inf)
+                finals = np.broadcast_to(_final_elbo(stacked), len(seeds))
+                finals = np.nan_to_num(finals, nan=-np.inf)
                 best = int(np.argmax(finals))
                 single = self._build_net(n_features, likelihood, device, seeds[best])
                 return stacked.restart_into(best, single), stacked
@@ -479,7 +478,7 @@ class GMVAEClustering(ClusterMixin, BaseEstimator):
 
         self.net_, self.history_ = net, net.history
         self.device_, self.likelihood_ = device, likelihood
-        self.lower_bound_ = _final_elbo(net)
+        self.lower_bound_ = float(_final_elbo(net))
         self.n_iter_ = len(net.history)
         self.converged_ = self.tol is not None and self.n_iter_ - epochs_before < self.max_epochs
         guard = dict(trained.callbacks_)["divergence_guard"]

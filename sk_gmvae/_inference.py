@@ -64,8 +64,7 @@ def seeded_normal(
 def elbo(module: torch.nn.Module, X: np.ndarray, seed: int, dtype: torch.dtype) -> np.ndarray:
     """Per-row ELBO with one draw of eps, shape (K, L), shared by every row: each row's value
     is an unbiased one-sample estimate that does not depend on the other rows."""
-    eps, _ = seeded_normal(module, module.n_clusters, seed, dtype)
-    return map_batches(lambda x: elbo_terms(module(x, eps=eps)).elbo, X, module, dtype)
+    return posterior_and_elbo(module, X, seed, dtype)[1]
 
 
 def posterior_and_elbo(
@@ -80,4 +79,4 @@ def posterior_and_elbo(
         return torch.cat([torch.softmax(out.qy_logits, -1), elbo_terms(out).elbo[:, None]], -1)
 
     result = map_batches(both, X, module, dtype)
-    return result[:, :-1], result[:, -1]
+    return np.ascontiguousarray(result[:, :-1]), np.ascontiguousarray(result[:, -1])

@@ -42,14 +42,16 @@ class TensorBatches:
     def __len__(self) -> int:
         return math.ceil(len(self.X) / self.batch_size)
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, None]]:
-        n = len(self.X)
+    def order(self) -> torch.Tensor:
+        """Row indices in batch order: a fresh permutation per epoch when shuffling."""
+        n, device = len(self.X), self.X.device
         if not self.shuffle:
-            for start in range(0, n, self.batch_size):
-                yield self.X[start : start + self.batch_size], None
-            return
-        order = torch.randperm(n, generator=self.generator, device=self.X.device)
-        for start in range(0, n, self.batch_size):
+            return torch.arange(n, device=device)
+        return torch.randperm(n, generator=self.generator, device=device)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, None]]:
+        order = self.order()
+        for start in range(0, len(order), self.batch_size):
             yield self.X[order[start : start + self.batch_size]], None
 
 

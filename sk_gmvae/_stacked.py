@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -103,18 +103,15 @@ class StackedTensorBatches(TensorBatches):
     """``TensorBatches`` for R restarts, each with its own order from its own generator:
     batches of shape (batch, R, D)."""
 
-    def __iter__(self) -> Iterator[tuple[Tensor, None]]:
-        n, restarts = len(self.X), len(self.generator)
-        if self.shuffle:
-            # Each generator's draws are a lone TensorBatches' (one permutation per epoch).
-            device = self.X.device
-            order = torch.stack(
-                [torch.randperm(n, generator=g, device=device) for g in self.generator], 1
-            )
-        else:
-            order = torch.arange(n, device=self.X.device)[:, None].expand(n, restarts)
-        for start in range(0, n, self.batch_size):
-            yield self.X[order[start : start + self.batch_size]], None
+    def order(self) -> Tensor:
+        """(n, R) row indices in batch order; each generator draws what a lone
+        ``TensorBatches`` would (one permutation per epoch)."""
+        if not self.shuffle:
+            return super().order()[:, None].expand(-1, len(self.generator))
+        device = self.X.device
+        return torch.stack(
+            [torch.randperm(len(self.X), generator=g, device=device) for g in self.generator], 1
+        )
 
 
 class StackedGradientNormClipping(GradientNormClipping):

@@ -139,38 +139,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="sk-gmvae", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    mnist = commands.add_parser("mnist", help="cluster MNIST and print test-set metrics")
+    # Options both commands take.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--n-train", type=int, default=50_000, help="training images used")
+    common.add_argument("--n-clusters", type=int, default=10)
+    common.add_argument("--latent-dim", type=int, default=64)
+    common.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    common.add_argument("--precision", default="float32", choices=["float32", "tf32", "bfloat16"])
+    common.add_argument("--compile", action="store_true", help="torch.compile the training pass")
+    common.add_argument("--data-home", default=None, help="data cache folder")
+
+    mnist = commands.add_parser(
+        "mnist", parents=[common], help="cluster MNIST and print test-set metrics"
+    )
     mnist.add_argument("--variant", default="gmvae", choices=["gmvae", "modified_m2", "m2"])
     mnist.add_argument("--epochs", type=int, default=3, help="passes over the training images")
     mnist.add_argument("--seed", type=int, default=0)
-    mnist.add_argument("--n-clusters", type=int, default=10)
-    mnist.add_argument("--latent-dim", type=int, default=64)
-    mnist.add_argument("--n-train", type=int, default=50_000, help="training images used")
-    mnist.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
-    mnist.add_argument("--precision", default="float32", choices=["float32", "tf32", "bfloat16"])
-    mnist.add_argument("--compile", action="store_true", help="torch.compile the training pass")
-    mnist.add_argument("--data-home", default=None, help="data cache folder")
     mnist.add_argument("--json", default=None, help="also write the results to this file")
     mnist.set_defaults(run=_mnist)
 
     rep = commands.add_parser(
-        "reproduce", help="the study: variants x seeds x epochs, figure and results table"
+        "reproduce",
+        parents=[common],
+        help="the study: variants x seeds x epochs, figure and results table",
     )
     rep.add_argument("--dataset", default="mnist", choices=["mnist", "fashion-mnist"])
     rep.add_argument("--variants", nargs="+", default=["m2", "modified_m2", "gmvae"])
     rep.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
     rep.add_argument("--epochs", type=int, default=20, help="epochs per run")
     rep.add_argument("--out", default=None, help="output folder (default runs/<dataset>)")
-    rep.add_argument("--n-train", type=int, default=50_000, help="training images used")
     rep.add_argument("--n-train-eval", type=int, default=10_000, help="train rows monitored")
-    rep.add_argument("--n-clusters", type=int, default=10)
-    rep.add_argument("--latent-dim", type=int, default=64)
     rep.add_argument("--hidden", nargs="+", type=int, default=[512, 512])
-    rep.add_argument("--device", default="auto")
-    rep.add_argument("--precision", default="float32", choices=["float32", "tf32", "bfloat16"])
-    rep.add_argument("--compile", action="store_true", help="torch.compile the training pass")
     rep.add_argument("--seed", type=int, default=0, help="seed of the test binarization")
-    rep.add_argument("--data-home", default=None)
     rep.add_argument("--no-progress", action="store_true")
     rep.set_defaults(run=_reproduce)
 
