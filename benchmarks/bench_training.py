@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -27,8 +28,11 @@ import numpy as np
 import torch
 
 from sk_gmvae._model import VARIANTS, MixtureVAE
-from sk_gmvae._objective import NegativeELBO, reference_negative_elbo
+from sk_gmvae._objective import NegativeELBO
 from sk_gmvae._stacked import StackedMixtureVAE
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from reference_elbo import reference_negative_elbo  # noqa: E402  (the tests' oracle)
 
 D, K, L, H, BATCH, EPOCH = 784, 10, 64, (512, 512), 100, 50_000
 
@@ -108,12 +112,12 @@ def make_step(
 
     def step():
         optimizer.zero_grad()
-        x_drawn, eps = module.draw_noise(x, generator)  # binarization and noise of z
+        x_drawn, eps = module.draw_training_inputs(x, generator)  # binarization and noise of z
         with torch.autocast(device.type, torch.bfloat16, enabled=bf16):
             if loop:  # the straightforward reference: one cluster at a time
                 loss = reference_negative_elbo(module, x_drawn, eps).mean()
             else:
-                loss = criterion(forward(x_drawn, eps))
+                loss = criterion(forward(x_drawn, eps)).sum()  # restarts' losses add
         loss.backward()
         optimizer.step()
 

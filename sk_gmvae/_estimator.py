@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import warnings
 from numbers import Integral, Real
-from typing import Any
 
 import numpy as np
 import torch
@@ -14,49 +13,15 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
-from skorch.callbacks import EarlyStopping, GradientNormClipping, ProgressBar
 
 from ._inference import elbo, posterior, seeded_normal
-from ._model import VARIANTS, MixtureVAE
-from ._net import MixtureVAENet, TensorBatches
-from ._objective import NegativeELBO
-from ._stacked import (
-    StackedGradientNormClipping,
-    StackedMixtureVAE,
-    StackedMixtureVAENet,
-    StackedTensorBatches,
-)
-from .callbacks import DivergenceGuard
-
-_SEED_MAX = np.iinfo(np.int32).max
-
-
-def _resolve_device(device: str | torch.device) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ValueError(f"device={device!r} is not a valid torch device.") from exc
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r} was requested but CUDA is not available.")
-    return resolved
-
-
-def _final_elbo(net: MixtureVAENet) -> Any:
-    """Mean training ELBO of the net's last complete epoch (NaN if none completed); for a
-    stacked net, a list with one per restart."""
-    values = [row["train_elbo"] for row in net.history if "train_elbo" in row]
-    return values[-1] if values else float("nan")
+from ._model import VARIANTS
+from ._training import SEED_MAX, Restarts, hidden_sizes, keep_best, resolve_device, train_run
 
 
 def _check_positive_int(value: object, name: str) -> None:
     if not isinstance(value, Integral) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}.")
-
-
-def _noop(*args: object, **kwargs: object) -> None:
-    """A silent sink for skorch callbacks' messages."""
 
 
 class GMVAEClustering(ClusterMixin, BaseEstimator):
@@ -301,20 +266,6 @@ class GMVAEClustering(ClusterMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ validation
 
-    def _hidden_sizes(self) -> tuple[int, ...]:
-        sizes = np.atleast_1d(np.asarray(self.hidden_layer_sizes))
-        if (
-            sizes.ndim != 1
-            or sizes.size == 0
-            or not np.issubdtype(sizes.dtype, np.integer)
-            or (sizes < 1).any()
-        ):
-            raise ValueError(
-                "hidden_layer_sizes must be a positive int or a non-empty sequence of "
-                f"positive ints, got {self.hidden_layer_sizes!r}."
-            )
-        return tuple(int(s) for s in sizes)
-
     def _resolve_likelihood(self, X: np.ndarray) -> str:
         in_unit_interval = X.size > 0 and X.min() >= 0.0 and X.max() <= 1.0
         if self.likelihood == "auto":
@@ -335,103 +286,6 @@ class GMVAEClustering(ClusterMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ training
 
-    def _stacks_restarts(self, device: str) -> bool:
-        """Whether ``fit`` trains the ``n_init`` restarts at once as one stacked model on
-        ``device``. Never with early stopping (per restart) or user callbacks (which
-        expect a plain net); with ``"auto"``, on CUDA only (on CPUs the restarts' matmuls
-        are compute-bound already and stacking measured no faster)."""
-        if self.n_init == 1 or self.tol is not None or self.callbacks:
-            return False
-        if self.stack_restarts == "auto":
-            return torch.device(device).type == "cuda"
-        return bool(self.stack_restarts)
-
-    def _build_net(
-        self, n_features: int, likelihood: str, device: str, seed: int | list[int]
-    ) -> MixtureVAENet:
-        """The skorch net of one training run (``seed`` an int) or of stacked restarts
-        (``seed`` a list of ints, one per restart)."""
-        stacked = isinstance(seed, list)
-        # Stacked, the first non-finite loss stops training (``fit`` then trains the
-        # restarts one by one), so that one restart's divergence cannot affect the others.
-        callbacks: list = [
-            ("divergence_guard", DivergenceGuard(max_recoveries=0 if stacked else 3))
-        ]
-        if self.max_grad_norm is not None:
-            clipping = StackedGradientNormClipping if stacked else GradientNormClipping
-            callbacks.append(("grad_clip", clipping(self.max_grad_norm)))
-        if self.tol is not None:
-            stopping = EarlyStopping(
-                monitor="train_loss",
-                patience=self.n_iter_no_change,
-                threshold=self.tol,
-                threshold_mode="abs",
-                sink=print if self.verbose else _noop,
-            )
-            callbacks.append(("early_stopping", stopping))
-        if self.verbose >= 2:
-            callbacks.append(("progress_bar", ProgressBar()))
-        callbacks += copy.deepcopy(list(self.callbacks or []))
-        if stacked:
-            net_class, module, batches = (
-                StackedMixtureVAENet,
-                StackedMixtureVAE,
-                StackedTensorBatches,
-            )
-            extra = {"module__n_restarts": len(seed)}
-        else:
-            net_class, module, batches, extra = MixtureVAENet, MixtureVAE, TensorBatches, {}
-        return net_class(
-            module=module,
-            module__n_features=n_features,
-            module__n_clusters=self.n_clusters,
-            module__latent_dim=self.latent_dim,
-            module__hidden_layer_sizes=self._hidden_sizes(),
-            module__variant=self.variant,
-            module__likelihood=likelihood,
-            module__binarize=self.binarize,
-            module__min_variance=self.min_variance,
-            **extra,
-            criterion=NegativeELBO,
-            criterion__beta=self.beta,
-            criterion__eta=self.eta,
-            criterion__entropy_weight=self.entropy_weight,
-            optimizer=torch.optim.Adam,
-            optimizer__fused=True,  # one kernel for all parameters (CPU and CUDA)
-            lr=self.learning_rate,
-            max_epochs=self.max_epochs,
-            batch_size=self.batch_size,
-            iterator_train=batches,
-            iterator_train__shuffle=True,
-            precision=self.precision,
-            compile=self.compile,
-            random_state=seed,
-            train_split=None,
-            callbacks=callbacks,
-            device=device,
-            verbose=self.verbose,
-        )
-
-    def _train(
-        self, X_train: torch.Tensor, likelihood: str, device: str, seeds: list[int]
-    ) -> tuple[MixtureVAENet, MixtureVAENet]:
-        """Train one net per seed (at once when stacked); return the one with the best
-        final ELBO (a NaN bound ranks lowest) and the net that trained it."""
-        n_features = X_train.shape[1]
-        if self._stacks_restarts(device):
-            stacked = self._build_net(n_features, likelihood, device, seeds).fit(X_train)
-            if not dict(stacked.callbacks_)["divergence_guard"].stopped_:
-                finals = np.broadcast_to(_final_elbo(stacked), len(seeds))
-                finals = np.nan_to_num(finals, nan=-np.inf)
-                best = int(np.argmax(finals))
-                single = self._build_net(n_features, likelihood, device, seeds[best])
-                return stacked.restart_into(best, single), stacked
-            # A restart diverged (the stacked guard stops at once): train the restarts one
-            # after another instead, each with a guard of its own, as without stacking.
-        nets = [self._build_net(n_features, likelihood, device, s).fit(X_train) for s in seeds]
-        best = max(nets, key=lambda n: np.nan_to_num(_final_elbo(n), nan=-np.inf))
-        return best, best
-
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X: np.ndarray, y: object = None) -> GMVAEClustering:
         """Train the mixture VAE on X and cluster it.
@@ -450,7 +304,7 @@ class GMVAEClustering(ClusterMixin, BaseEstimator):
         """
         continuing = self.warm_start and hasattr(self, "net_")
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=not continuing)
-        self._hidden_sizes()  # fail early, before any training
+        hidden_sizes(self.hidden_layer_sizes)  # fail early, before any training
         if X.size and np.abs(X).max() > np.finfo(np.float32).max:
             raise ValueError(
                 "X has values beyond the float32 range (about 3.4e38) in which the networks "
@@ -458,7 +312,7 @@ class GMVAEClustering(ClusterMixin, BaseEstimator):
             )
         rng = check_random_state(self.random_state)
 
-        device = self.device_ if continuing else str(_resolve_device(self.device))
+        device = self.device_ if continuing else str(resolve_device(self.device))
         if continuing:
             self._check_bernoulli_range(X)
         likelihood = self.likelihood_ if continuing else self._resolve_likelihood(X)
@@ -466,25 +320,26 @@ class GMVAEClustering(ClusterMixin, BaseEstimator):
         X_train = torch.tensor(X, dtype=torch.float32, device=device)
 
         # Every random draw of training comes from the nets' own generators, seeded here.
-        seed = int(rng.randint(_SEED_MAX))
+        seed = int(rng.randint(SEED_MAX))
         if continuing:
-            epochs_before, net = len(self.net_.history), self.net_
-            net.generator_.manual_seed(seed)  # a new stream for these epochs
-            trained = net.partial_fit(X_train, epochs=self.max_epochs)
+            epochs_before = len(self.net_.history)
+            self.net_.reseed(seed)  # a new random stream for these epochs
+            run = train_run(self.net_, X_train, epochs=self.max_epochs)
         else:
-            seeds = [seed, *(int(rng.randint(_SEED_MAX)) for _ in range(self.n_init - 1))]
+            seeds = (seed, *(int(rng.randint(SEED_MAX)) for _ in range(self.n_init - 1)))
             epochs_before = 0
-            net, trained = self._train(X_train, likelihood, device, seeds)
+            restarts = Restarts(self.get_params(), X.shape[1], likelihood, device, seeds)
+            run = keep_best(restarts.fit(X_train))
 
+        net = run.net
         self.net_, self.history_ = net, net.history
         self.device_, self.likelihood_ = device, likelihood
-        self.lower_bound_ = float(_final_elbo(net))
+        self.lower_bound_ = run.final_elbo
         self.n_iter_ = len(net.history)
         self.converged_ = self.tol is not None and self.n_iter_ - epochs_before < self.max_epochs
-        guard = dict(trained.callbacks_)["divergence_guard"]
-        if guard.stopped_:
+        if run.diverged:
             warnings.warn(
-                f"Training diverged (non-finite loss) {guard.recoveries_ + 1} times despite "
+                f"Training diverged (non-finite loss) {run.guard.recoveries_ + 1} times despite "
                 f"lowering the learning rate; stopped after {self.n_iter_} epochs with the "
                 "last finite model. Lower learning_rate, set max_grad_norm, or scale X.",
                 ConvergenceWarning,
@@ -499,28 +354,44 @@ class GMVAEClustering(ClusterMixin, BaseEstimator):
             )
 
         # Number clusters by decreasing size on the training data, so that the labels
-        # in use are 0..m-1 whatever clusters the model left empty.
-        proba = self._proba(X)
-        counts = np.bincount(proba.argmax(axis=1), minlength=self.n_clusters)
-        self._cluster_order = np.argsort(-counts, kind="stable")
-        self.labels_ = proba[:, self._cluster_order].argmax(axis=1)
+        # in use are 0..m-1 whatever clusters the model left empty: the model itself is
+        # renumbered (its weights and optimizer state), as GaussianMixture's means_ are
+        # stored in label order.
+        counts = np.bincount(self._trained_labels(X), minlength=self.n_clusters)
+        net.permute_clusters(np.argsort(-counts, kind="stable"))
+        self._inference_module_ = self._float64_copy()
+        self.labels_ = self._proba(X).argmax(axis=1)
         return self
 
+    def __getstate__(self) -> dict:
+        state = dict(super().__getstate__())  # object.__getstate__ may give __dict__ itself
+        state.pop("_inference_module_", None)  # a copy of net_'s module, rebuilt on load
+        return state
+
     def __setstate__(self, state: dict) -> None:
+        order = state.pop("_cluster_order", None)
         super().__setstate__(state)
-        # skorch maps a net pickled on a GPU to the CPU where CUDA is missing; follow it.
         if "net_" in self.__dict__:
+            # skorch maps a net pickled on a GPU to the CPU where CUDA is missing; follow it.
             self.device_ = str(self.net_.device)
+            if order is not None:  # pickled before the model was stored in label order
+                self.net_.permute_clusters(order)
+            self._inference_module_ = self._float64_copy()
 
     # ------------------------------------------------------------------ inference
 
-    def _inference_module(self) -> torch.nn.Module:
-        """A float64 copy of the module in eval mode (the fitted one stays float32)."""
+    def _float64_copy(self) -> torch.nn.Module:
+        """A float64 copy of the fitted module in eval mode, for inference (the fitted one
+        stays float32 for training); made once per fit, or on unpickling."""
         return copy.deepcopy(self.net_.module_).to(torch.float64).eval()
 
-    def _proba(self, X: np.ndarray) -> np.ndarray:
-        """q(y|x) with the module's own cluster order."""
-        return posterior(self._inference_module(), X, torch.float64)
+    def _trained_labels(self, X: np.ndarray) -> np.ndarray:
+        """Labels ``argmax_y q(y|x)`` of the module as trained, before renumbering."""
+        return self._proba(X, self._float64_copy()).argmax(axis=1)
+
+    def _proba(self, X: np.ndarray, module: torch.nn.Module | None = None) -> np.ndarray:
+        """q(y|x) of every row, in float64."""
+        return posterior(module or self._inference_module_, X, torch.float64)
 
     def _validate_for_inference(self, X: np.ndarray) -> np.ndarray:
         check_is_fitted(self)
@@ -540,7 +411,7 @@ class GMVAEClustering(ClusterMixin, BaseEstimator):
             q(y|x) for every row; rows sum to 1.
         """
         X = self._validate_for_inference(X)
-        return self._proba(X)[:, self._cluster_order]
+        return self._proba(X)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Most probable cluster of each row, ``argmax_y q(y|x)``.
@@ -577,8 +448,8 @@ class GMVAEClustering(ClusterMixin, BaseEstimator):
         """
         X = self._validate_for_inference(X)
         self._check_bernoulli_range(X)
-        seed = check_random_state(self.random_state).randint(_SEED_MAX)
-        return elbo(self._inference_module(), X, int(seed), torch.float64)
+        seed = check_random_state(self.random_state).randint(SEED_MAX)
+        return elbo(self._inference_module_, X, int(seed), torch.float64)
 
     def score(self, X: np.ndarray, y: object = None) -> float:
         """Mean per-row ELBO (nats; higher is better), for model selection.
@@ -617,11 +488,12 @@ class GMVAEClustering(ClusterMixin, BaseEstimator):
         rng = check_random_state(self.random_state)
         counts = rng.multinomial(n_samples, np.full(self.n_clusters, 1.0 / self.n_clusters))
         labels = np.repeat(np.arange(self.n_clusters), counts)
-        module = self._inference_module()
+        module = self._inference_module_
         with torch.inference_mode():
-            eps, generator = seeded_normal(module, n_samples, rng.randint(_SEED_MAX), torch.float64)
-            internal = torch.as_tensor(self._cluster_order[labels], device=eps.device)
-            params = module.generate(eps)[torch.arange(n_samples, device=eps.device), internal]
+            shape = (n_samples, module.latent_dim)
+            eps, generator = seeded_normal(module, shape, rng.randint(SEED_MAX), torch.float64)
+            rows = torch.arange(n_samples, device=eps.device)
+            params = module.generate(eps)[rows, torch.as_tensor(labels, device=eps.device)]
             X = module.likelihood.sample(params, generator=generator)
         return X.cpu().numpy(), labels
 
@@ -644,9 +516,9 @@ class GMVAEClustering(ClusterMixin, BaseEstimator):
         """
         check_is_fitted(self)
         _check_positive_int(n_per_cluster, "n_per_cluster")
-        module = self._inference_module()
-        seed = check_random_state(self.random_state).randint(_SEED_MAX)
+        module = self._inference_module_
+        seed = check_random_state(self.random_state).randint(SEED_MAX)
         with torch.inference_mode():
-            eps, _ = seeded_normal(module, n_per_cluster, seed, torch.float64)
+            eps, _ = seeded_normal(module, (n_per_cluster, module.latent_dim), seed, torch.float64)
             means = module.likelihood.mean(module.generate(eps))  # (n, K, D)
-        return means.transpose(0, 1)[self._cluster_order].cpu().numpy()
+        return means.transpose(0, 1).cpu().numpy()

@@ -51,13 +51,12 @@ def posterior(module: torch.nn.Module, X: np.ndarray, dtype: torch.dtype) -> np.
 
 
 def seeded_normal(
-    module: torch.nn.Module, rows: int, seed: int, dtype: torch.dtype
+    module: torch.nn.Module, shape: tuple[int, ...], seed: int, dtype: torch.dtype
 ) -> tuple[torch.Tensor, torch.Generator]:
-    """Standard normal noise of shape (rows, latent_dim) on the module's device, from a
-    generator of its own (the global torch RNG is not touched); the generator too."""
+    """Standard normal noise of ``shape`` on the module's device, from a generator of its
+    own (the global torch RNG is not touched); the generator too."""
     device = next(module.parameters()).device
     generator = torch.Generator(device=device).manual_seed(int(seed))
-    shape = (rows, module.latent_dim)
     return torch.randn(shape, generator=generator, dtype=dtype, device=device), generator
 
 
@@ -72,7 +71,7 @@ def posterior_and_elbo(
 ) -> tuple[np.ndarray, np.ndarray]:
     """``posterior`` and ``elbo`` of every row in one pass (the ELBO's pass computes
     q(y|x) anyway): arrays of shape (n, K) and (n,)."""
-    eps, _ = seeded_normal(module, module.n_clusters, seed, dtype)
+    eps, _ = seeded_normal(module, (module.n_clusters, module.latent_dim), seed, dtype)
 
     def both(x: torch.Tensor) -> torch.Tensor:
         out = module(x, eps=eps)

@@ -101,6 +101,11 @@ class OneHotConcatLinear(Linear):
         table = self.weight[:, self.split :].T + self.bias  # (K, out)
         return _linear(v, self.weight[:, : self.split]) + table
 
+    def cluster_axes(self, order: Tensor) -> dict[str, tuple[int, Tensor]]:
+        """Renumbering y: the weight's columns [v-part, y-part[order]]."""
+        index = torch.cat([torch.arange(self.split), self.split + order])
+        return {"weight": (1, index)}
+
 
 class StandardNormal(nn.Module):
     """p(z) = N(0, I), shared by all clusters (M2 and modified M2)."""
@@ -127,6 +132,10 @@ class ClusterGaussian(nn.Module):
         self.loc = nn.Linear(n_clusters, latent_dim)
         self.scale = nn.Linear(n_clusters, latent_dim)
         self.min_variance = min_variance
+
+    def cluster_axes(self, order: Tensor) -> dict[str, tuple[int, Tensor]]:
+        """Renumbering y: the columns of both (L, K) tables."""
+        return {"loc.weight": (1, order), "scale.weight": (1, order)}
 
     def params(self) -> tuple[Tensor, Tensor]:
         """(K, L) means and variances."""
@@ -280,10 +289,27 @@ class MixtureVAE(nn.Module):
         """Likelihood parameters of p(x|z, y), (n, K, D), from z of shape (n, K or 1, L)."""
         return self.dec_out(self.dec_hidden(self.dec_first(z))).to(z.dtype)
 
-    def draw_noise(
+    def cluster_permutation(self, order: Sequence[int]) -> dict[str, tuple[int, Tensor]]:
+        """How to renumber the clusters so that new cluster k is old cluster ``order[k]``:
+        ``{parameter name: (axis, index)}``, each parameter to become
+        ``param.index_select(axis, index)``. With a uniform p(y) the renumbered model is
+        the same model (the ELBO sums over y), stored in the new order: the y axis of
+        q(y|x)'s output layer, of the one-hot columns of ``OneHotConcatLinear`` layers and
+        of the ``ClusterGaussian`` tables."""
+        order = torch.as_tensor(order, dtype=torch.long)
+        head = f"qy.{len(self.qy) - 1}"
+        axes = {f"{head}.weight": (0, order), f"{head}.bias": (0, order)}
+        for prefix, module in self.named_modules():
+            if isinstance(module, OneHotConcatLinear | ClusterGaussian):
+                for name, axis in module.cluster_axes(order).items():
+                    axes[f"{prefix}.{name}"] = axis
+        return axes
+
+    def draw_training_inputs(
         self, x: Tensor, generator: torch.Generator | None = None
     ) -> tuple[Tensor, Tensor]:
-        """The random inputs of one pass over the rows x, drawn from ``generator``.
+        """The random inputs of one training pass over the rows x, drawn from
+        ``generator``: the binarized rows and the noise of z.
 
         Returns x, dynamically binarized (x_d ~ Bernoulli(x_d), anew at every pass) in
         training mode when ``binarize`` is set, and eps ~ N(0, I) of shape (n, K, L), the
@@ -301,7 +327,7 @@ class MixtureVAE(nn.Module):
 
         ``eps`` (broadcastable to (n, K, L)) fixes the noise of z_y = mu + sigma * eps;
         by default it is drawn from the global torch RNG. Training feeds it the output
-        of ``draw_noise`` (which also binarizes x).
+        of ``draw_training_inputs`` (which also binarizes x).
         """
         z_mean, z_var = self.encode_z(x)
         if eps is None:

@@ -85,6 +85,13 @@ def matmul_precision(precision: str, device: Any) -> Iterator[None]:
                 torch.set_float32_matmul_precision(_tf32_saved)
 
 
+def stream_generator(seed: int, stream: int, device: Any) -> torch.Generator:
+    """A generator on ``device`` for stream ``stream`` of ``seed``: the streams of one seed
+    are independent (``SeedSequence``), and the same seed gives the same draws."""
+    state = np.random.SeedSequence(int(seed)).generate_state(2)[stream]
+    return torch.Generator(device).manual_seed(int(state))
+
+
 class MixtureVAENet(NeuralNet):
     """A skorch ``NeuralNet`` for unsupervised mixture VAEs.
 
@@ -112,16 +119,9 @@ class MixtureVAENet(NeuralNet):
         self.random_state = random_state
 
     def _generators(self, stream: int, device: Any) -> Any:
-        """Generator(s) of one of two independent streams (0: initialization, 1: training)
-        per seed in ``random_state``: one generator for an int, a list for a list."""
-        seeds = np.atleast_1d(self.random_state)
-        generators = [
-            torch.Generator(device).manual_seed(
-                int(np.random.SeedSequence(int(s)).generate_state(2)[stream])
-            )
-            for s in seeds
-        ]
-        return generators if np.ndim(self.random_state) else generators[0]
+        """The generator of one of two independent streams of ``random_state`` (0:
+        initialization, 1: training)."""
+        return stream_generator(self.random_state, stream, device)
 
     def initialize_module(self) -> MixtureVAENet:
         # Built on the CPU (skorch moves it to the device next). Constructing torch layers
@@ -132,6 +132,11 @@ class MixtureVAENet(NeuralNet):
             self.module_.reset_parameters(self._generators(0, "cpu"))
         self.generator_ = self._generators(1, self.device)
         return self
+
+    def reseed(self, seed: int) -> None:
+        """Start a new training random stream from ``seed`` (for further epochs of a
+        trained net: a warm start)."""
+        self.generator_.manual_seed(int(seed))
 
     def torch_compile(self, module: torch.nn.Module, name: str) -> torch.nn.Module:
         """With ``compile=True``, compile the module's training forward pass into
@@ -171,10 +176,27 @@ class MixtureVAENet(NeuralNet):
         # Training draws from the net's stream; anything else (skorch's predict/forward)
         # must not shift it, and uses the global RNG.
         generator = self.generator_ if self.module_.training else None
-        x, eps = self.module_.draw_noise(to_tensor(x, device=self.device), generator)
+        x, eps = self.module_.draw_training_inputs(to_tensor(x, device=self.device), generator)
         device_type = torch.device(self.device).type
         with torch.autocast(device_type, torch.bfloat16, enabled=self.precision == "bfloat16"):
             return self.forward_(x, eps, **fit_params)
+
+    def permute_clusters(self, order: Any) -> None:
+        """Renumber the clusters in place, new cluster k being old cluster ``order[k]``:
+        the module's weights and the optimizer's per-parameter state (Adam's moments)
+        alike, so that training on continues as it would have (see
+        ``MixtureVAE.cluster_permutation``)."""
+        axes = self.module_.cluster_permutation(order)
+        state = self.optimizer_.state if hasattr(self, "optimizer_") else {}
+        with torch.no_grad():
+            for name, param in self.module_.named_parameters():
+                if name not in axes:
+                    continue
+                axis, index = axes[name]
+                index = index.to(param.device)
+                for tensor in (param, *state.get(param, {}).values()):
+                    if tensor.shape == param.shape:  # not Adam's scalar step count
+                        tensor.copy_(tensor.index_select(axis, index))
 
     @property
     def _default_callbacks(self) -> list[tuple[str, Any]]:
@@ -186,7 +208,7 @@ class MixtureVAENet(NeuralNet):
 
     def get_loss(self, y_pred, y_true=None, X=None, training=False) -> torch.Tensor:  # noqa: ANN001
         terms = elbo_terms(y_pred)  # each (batch,), or (batch, restarts) when stacked
-        losses = self.criterion_.run_losses(terms)
+        losses = self.criterion_(terms)  # the mean loss, or one per restart
         stats = {"elbo": terms.elbo.mean(0), "entropy": terms.entropy.mean(0)}
         if losses.ndim:  # stacked restarts: also each one's own loss
             stats["restart_loss"] = losses

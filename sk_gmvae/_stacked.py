@@ -25,10 +25,10 @@ import torch
 from skorch.callbacks import GradientNormClipping, PassthroughScoring, PrintLog
 from skorch.history import History
 from torch import Tensor, nn
-from torch.func import functional_call, vmap
+from torch.func import functional_call, stack_module_state, vmap
 
 from ._model import MixtureVAE, ModelOutput
-from ._net import MixtureVAENet, TensorBatches
+from ._net import MixtureVAENet, TensorBatches, stream_generator
 
 
 class StackedMixtureVAE(nn.Module):
@@ -47,10 +47,10 @@ class StackedMixtureVAE(nn.Module):
         self.n_restarts = n_restarts
         self.model_kwargs = model_kwargs
         replicas = [MixtureVAE(**model_kwargs) for _ in range(n_restarts)]
-        self.names = [name for name, _ in replicas[0].named_parameters()]
-        for name in self.names:  # in the replica's order, so optimizer states line up
-            stacked = torch.stack([r.get_parameter(name).detach() for r in replicas])
-            self.register_parameter(name.replace(".", "__"), nn.Parameter(stacked))
+        params, _ = stack_module_state(replicas)  # name -> (R, ...); the model has no buffers
+        self.names = list(params)  # in the replica's order, so optimizer states line up
+        for name, stacked in params.items():
+            self.register_parameter(name.replace(".", "__"), nn.Parameter(stacked.detach()))
         # The replica that vmap calls, without weights of its own; in a tuple, so that it
         # is not a submodule (its parameters are the stacked ones).
         self._replica = (replicas[0].to("meta"),)
@@ -65,7 +65,7 @@ class StackedMixtureVAE(nn.Module):
 
     def train(self, mode: bool = True) -> StackedMixtureVAE:
         super().train(mode)
-        self.replica.train(mode)  # draw_noise binarizes in training mode only
+        self.replica.train(mode)  # draw_training_inputs binarizes in training mode only
         return self
 
     def reset_parameters(self, generators: Sequence[torch.Generator]) -> None:
@@ -81,11 +81,13 @@ class StackedMixtureVAE(nn.Module):
         """The state dict of replica ``r``, for a ``MixtureVAE``."""
         return {name: p[r].detach().clone() for name, p in self.stacked_parameters().items()}
 
-    def draw_noise(self, x: Tensor, generators: Sequence[torch.Generator]) -> tuple[Tensor, Tensor]:
-        """``MixtureVAE.draw_noise`` for each restart's rows ``x[:, r]`` from its generator;
-        x is (n, R, D), the results (n, R, D) and (n, R, K, L)."""
+    def draw_training_inputs(
+        self, x: Tensor, generators: Sequence[torch.Generator]
+    ) -> tuple[Tensor, Tensor]:
+        """``MixtureVAE.draw_training_inputs`` for each restart's rows ``x[:, r]`` from its
+        generator; x is (n, R, D), the results (n, R, D) and (n, R, K, L)."""
         generators = generators or [None] * self.n_restarts  # None: the global RNG
-        draws = [self.replica.draw_noise(x[:, r], g) for r, g in enumerate(generators)]
+        draws = [self.replica.draw_training_inputs(x[:, r], g) for r, g in enumerate(generators)]
         x_drawn, eps = zip(*draws, strict=True)
         return torch.stack(x_drawn, 1), torch.stack(eps, 1)
 
@@ -165,6 +167,11 @@ class StackedMixtureVAENet(MixtureVAENet):
     ``train_entropy`` and ``train_restart_loss``. ``restart_into`` turns one restart into
     a plain ``MixtureVAENet``.
     """
+
+    def _generators(self, stream: int, device: Any) -> list[torch.Generator]:
+        """One generator per restart: each restart's stream is that of a lone net with
+        its seed."""
+        return [stream_generator(seed, stream, device) for seed in self.random_state]
 
     @property
     def _default_callbacks(self) -> list[tuple[str, Any]]:

@@ -1,5 +1,6 @@
 """Command line: ``sk-gmvae mnist`` clusters MNIST and prints its metrics; ``sk-gmvae
-reproduce`` runs the study (variants x seeds x epochs) and writes its figure and table."""
+reproduce`` runs the study (variants x seeds x epochs) and writes its figure and table
+(its glue is :mod:`sk_gmvae.study.cli`)."""
 
 from __future__ import annotations
 
@@ -9,36 +10,16 @@ import math
 import sys
 import time
 from collections.abc import Sequence
-from pathlib import Path
-
-import numpy as np
 
 from . import GMVAEClustering
-from .datasets import DatasetUnavailableError, load_fashion_mnist, load_mnist
+from .datasets import DatasetUnavailableError
 from .metrics import clustering_report
-
-
-def _binarize(X: np.ndarray, seed: int) -> np.ndarray:
-    """One fixed draw of x_d ~ Bernoulli(x_d), as the study evaluated on binarized images."""
-    rng = np.random.default_rng(seed)
-    return (rng.random(X.shape, dtype=np.float32) < X).astype(np.float32)
-
-
-def _load(args: argparse.Namespace) -> tuple[np.ndarray, ...]:
-    """The study's protocol: train on the first ``n_train`` (50k) training images, so an
-    epoch is 500 steps of 100; evaluate on the 10k test images, binarized once."""
-    if getattr(args, "dataset", "mnist") == "fashion-mnist":
-        X_train, y_train = load_fashion_mnist("train", return_X_y=True)
-        X_test, y_test = load_fashion_mnist("test", return_X_y=True)
-    else:
-        X_train, y_train = load_mnist("train", return_X_y=True, data_home=args.data_home)
-        X_test, y_test = load_mnist("test", return_X_y=True, data_home=args.data_home)
-    n = args.n_train
-    return X_train[:n], y_train[:n], _binarize(X_test, args.seed), y_test
+from .study import cli as study_cli
+from .study.protocol import load_protocol
 
 
 def _mnist(args: argparse.Namespace) -> int:
-    X_train, _, X_test, y_test = _load(args)
+    X_train, _, X_test, y_test = load_protocol(args)
 
     est = GMVAEClustering(
         n_clusters=args.n_clusters,
@@ -91,49 +72,6 @@ def _mnist(args: argparse.Namespace) -> int:
     return 0
 
 
-def _reproduce(args: argparse.Namespace) -> int:
-    from .experiments import results_table, run_study
-    from .plots import plot_prototypes, plot_study
-
-    X_train, _, X_test, y_test = _load(args)
-    rows = np.random.default_rng(args.seed).permutation(len(X_train))[: args.n_train_eval]
-    out = Path(args.out or f"runs/{args.dataset}")
-    out.mkdir(parents=True, exist_ok=True)
-    print(
-        f"{len(args.variants)} variants x {len(args.seeds)} seeds x {args.epochs} epochs of "
-        f"{len(X_train)} {args.dataset} images -> {out}",
-        flush=True,
-    )
-    histories = run_study(
-        X_train,
-        X_test,
-        y_test,
-        out,
-        variants=args.variants,
-        seeds=args.seeds,
-        epochs=args.epochs,
-        X_train_eval=_binarize(X_train[rows], args.seed + 1),
-        progress=not args.no_progress,
-        n_clusters=args.n_clusters,
-        latent_dim=args.latent_dim,
-        hidden_layer_sizes=tuple(args.hidden),
-        device=args.device,
-        precision=args.precision,
-        compile=args.compile,
-    )
-    figure = plot_study(histories, out / "figure")
-    for npy in sorted(out.glob("prototypes-*.npy")):
-        plot_prototypes(np.load(npy), npy.with_suffix(".png"))
-    table = results_table(histories)
-    (out / "results.md").write_text(
-        f"# {args.dataset}: {', '.join(args.variants)}\n\nMade by `{args.command_line}`.\n\n"
-        f"![figure](figure.png)\n\n{table}\n"
-    )
-    print(table)
-    print(f"wrote {figure[0]}, {figure[1]}, {out / 'results.md'}")
-    return 0
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``sk-gmvae`` command."""
     parser = argparse.ArgumentParser(prog="sk-gmvae", description=__doc__)
@@ -172,7 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     rep.add_argument("--hidden", nargs="+", type=int, default=[512, 512])
     rep.add_argument("--seed", type=int, default=0, help="seed of the test binarization")
     rep.add_argument("--no-progress", action="store_true")
-    rep.set_defaults(run=_reproduce)
+    rep.set_defaults(run=study_cli.reproduce)
 
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)

@@ -5,51 +5,69 @@ whatever code the file names. :func:`save_weights` writes only tensors, numbers 
 strings (the parameters, the fitted attributes, the per-epoch history and the networks'
 weights), and :func:`load_weights` reads them back with ``torch.load(weights_only=True)``,
 which refuses anything else. A model saved on a GPU loads on a CPU-only machine.
+
+Both use the estimator's public surface only: ``get_params``, the fitted attributes and
+the skorch net ``net_``; a loaded estimator is put together as unpickling does.
 """
 
 from __future__ import annotations
 
 import os
+import pickle
+import zipfile
+from typing import Any
 
 import numpy as np
 import torch
 from sklearn.utils.validation import check_is_fitted
 from skorch.history import History
 
-from ._estimator import GMVAEClustering, _resolve_device
+from ._estimator import GMVAEClustering
+from ._training import build_net, resolve_device
 from .callbacks import history_records
 
-FORMAT = "sk_gmvae.weights/1"
-_SCALARS = (str, int, float, bool, type(None))
+FORMAT = "sk_gmvae.weights/2"
+# Version 1 stored the model in its training order with the label permutation beside it.
+_READABLE = (FORMAT, "sk_gmvae.weights/1")
+_FITTED = ("n_features_in_", "n_iter_", "lower_bound_", "converged_", "likelihood_")
+_UNSAVED = ("callbacks",)  # not plain values; the loaded estimator has the default
+
+
+def _plain_param(name: str, value: Any) -> Any:
+    """A parameter value as plain Python (numpy scalars and arrays, tuples and devices
+    included); a ``TypeError`` for values that cannot be (a ``RandomState`` instance)."""
+    if isinstance(value, np.generic | np.ndarray):
+        return value.tolist()
+    if isinstance(value, torch.device):
+        return str(value)
+    if isinstance(value, tuple | list):
+        return [_plain_param(name, v) for v in value]
+    if isinstance(value, str | int | float | bool | type(None)):
+        return value
+    raise TypeError(name)
 
 
 def save_weights(estimator: GMVAEClustering, path: str | os.PathLike) -> None:
     """Write a fitted estimator's parameters, fitted attributes and weights to ``path``.
 
-    Parameters that are not plain values (``callbacks``, a ``RandomState`` instance)
-    are not saved; the loaded estimator has their defaults.
+    Every parameter value is saved as plain Python (numpy scalars and arrays too), except
+    ``callbacks`` and a ``RandomState`` instance as ``random_state``: the loaded
+    estimator has their defaults.
     """
     check_is_fitted(estimator)
     params = {}
     for name, value in estimator.get_params(deep=False).items():
-        if isinstance(value, torch.device):
-            value = str(value)
-        elif isinstance(value, tuple | list):  # hidden_layer_sizes
-            value = [int(v) for v in value]
-        elif isinstance(value, np.integer):
-            value = int(value)
-        if name != "callbacks" and isinstance(value, (*_SCALARS, list)):
-            params[name] = value
-    fitted = {
-        "n_features_in_": int(estimator.n_features_in_),
-        "n_iter_": int(estimator.n_iter_),
-        "lower_bound_": float(estimator.lower_bound_),
-        "converged_": bool(estimator.converged_),
-        "likelihood_": estimator.likelihood_,
-        "labels_": torch.as_tensor(estimator.labels_),
-        "cluster_order": torch.as_tensor(estimator._cluster_order),
-        "seed": int(estimator.net_.random_state),
-    }
+        if name in _UNSAVED:
+            continue
+        try:
+            params[name] = _plain_param(name, value)
+        except TypeError:
+            if name != "random_state":
+                raise ValueError(f"Cannot save parameter {name}={value!r}.") from None
+    fitted: dict[str, Any] = {name: getattr(estimator, name) for name in _FITTED}
+    fitted["n_features_in_"] = int(fitted["n_features_in_"])
+    fitted["labels_"] = torch.as_tensor(estimator.labels_)
+    fitted["seed"] = int(estimator.net_.random_state)
     if hasattr(estimator, "feature_names_in_"):
         fitted["feature_names_in_"] = [str(f) for f in estimator.feature_names_in_]
     state = {k: v.detach().cpu() for k, v in estimator.net_.module_.state_dict().items()}
@@ -61,6 +79,26 @@ def save_weights(estimator: GMVAEClustering, path: str | os.PathLike) -> None:
         "state_dict": state,
     }
     torch.save(payload, path)
+
+
+def _read(path: str | os.PathLike) -> dict[str, Any]:
+    """The payload of a weights file; a ``ValueError`` naming the problem for a file that
+    is truncated, not a torch file, or not ours."""
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise  # weights_only refused an object: the file holds more than weights
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as exc:
+        raise ValueError(
+            f"{path} could not be read as an sk_gmvae weights file (truncated or not a "
+            f"torch file): {exc}"
+        ) from exc
+    if not isinstance(payload, dict) or payload.get("format") not in _READABLE:
+        raise ValueError(f"{path} is not an sk_gmvae weights file ({FORMAT}).")
+    missing = {"params", "fitted", "history", "state_dict"} - set(payload)
+    if missing:
+        raise ValueError(f"{path} is an incomplete sk_gmvae weights file: no {sorted(missing)}.")
+    return payload
 
 
 def load_weights(path: str | os.PathLike, device: str = "auto") -> GMVAEClustering:
@@ -81,25 +119,34 @@ def load_weights(path: str | os.PathLike, device: str = "auto") -> GMVAEClusteri
         Fitted, ready to ``predict``, ``score`` or continue training with
         ``warm_start=True``.
     """
-    payload = torch.load(path, map_location="cpu", weights_only=True)
-    if payload.get("format") != FORMAT:
-        raise ValueError(f"{path} is not an sk_gmvae weights file ({FORMAT}).")
+    payload = _read(path)
     params = dict(payload["params"], device=device)
     if isinstance(params.get("hidden_layer_sizes"), list):
         params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
     estimator = GMVAEClustering(**params)
     fitted = payload["fitted"]
-    resolved = str(_resolve_device(device))
+    resolved = str(resolve_device(device))
     seed = int(fitted.get("seed", 0))  # the training stream's seed (files before it: 0)
-    net = estimator._build_net(fitted["n_features_in_"], fitted["likelihood_"], resolved, seed)
+    net = build_net(
+        estimator.get_params(), fitted["n_features_in_"], fitted["likelihood_"], resolved, seed
+    )
     net.initialize()
-    net.module_.load_state_dict(payload["state_dict"])
+    try:
+        net.module_.load_state_dict(payload["state_dict"])
+    except RuntimeError as exc:
+        raise ValueError(f"{path}: the weights do not fit the saved parameters: {exc}") from exc
     net.history = History(payload["history"])
-    estimator.net_, estimator.history_, estimator.device_ = net, net.history, resolved
-    for name in ("n_features_in_", "n_iter_", "lower_bound_", "converged_", "likelihood_"):
-        setattr(estimator, name, fitted[name])
-    estimator.labels_ = fitted["labels_"].numpy()
-    estimator._cluster_order = fitted["cluster_order"].numpy()
+    state = {
+        **estimator.__dict__,
+        **{name: fitted[name] for name in _FITTED},
+        "net_": net,
+        "history_": net.history,
+        "device_": resolved,
+        "labels_": fitted["labels_"].numpy(),
+    }
+    if "cluster_order" in fitted:  # version 1: renumbered on load
+        state["_cluster_order"] = fitted["cluster_order"].numpy()
     if "feature_names_in_" in fitted:
-        estimator.feature_names_in_ = np.asarray(fitted["feature_names_in_"], dtype=object)
+        state["feature_names_in_"] = np.asarray(fitted["feature_names_in_"], dtype=object)
+    estimator.__setstate__(state)  # as unpickling puts a fitted estimator together
     return estimator

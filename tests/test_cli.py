@@ -7,6 +7,7 @@ import numpy as np
 from sk_gmvae import GMVAEClustering, cli
 from sk_gmvae.callbacks import read_csv
 from sk_gmvae.datasets import DatasetUnavailableError
+from sk_gmvae.study import protocol
 
 
 def test_mnist_command_prints_metrics(monkeypatch, tmp_path, capsys):
@@ -16,7 +17,7 @@ def test_mnist_command_prints_metrics(monkeypatch, tmp_path, capsys):
         n = 60 if subset == "train" else 40
         return rng.random((n, 784), dtype=np.float32), rng.integers(0, 10, n)
 
-    monkeypatch.setattr(cli, "load_mnist", fake_load)
+    monkeypatch.setattr(protocol, "load_mnist", fake_load)
     out_json = tmp_path / "r.json"
     code = cli.main(
         [
@@ -44,7 +45,7 @@ def test_mnist_command_reports_missing_data_without_traceback(monkeypatch, capsy
     def unavailable(*args, **kwargs):
         raise DatasetUnavailableError("MNIST could not be loaded from any source")
 
-    monkeypatch.setattr(cli, "load_mnist", unavailable)
+    monkeypatch.setattr(protocol, "load_mnist", unavailable)
     assert cli.main(["mnist"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: MNIST could not be loaded") and "Traceback" not in err
@@ -56,7 +57,7 @@ def _tiny_mnist(monkeypatch):
         s: (rng.random((n, 784), dtype=np.float32), rng.integers(0, 10, n))
         for s, n in (("train", 50), ("test", 30))
     }
-    monkeypatch.setattr(cli, "load_mnist", lambda subset, return_X_y, data_home: data[subset])
+    monkeypatch.setattr(protocol, "load_mnist", lambda subset, return_X_y, data_home: data[subset])
 
 
 REPRODUCE = [

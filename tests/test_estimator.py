@@ -142,12 +142,15 @@ def test_n_init_keeps_best_final_elbo(blobs):
 
 def _nets_of(est, X):
     """Re-run the n_init trainings with the seeds fit draws, one at a time."""
-    from sk_gmvae._estimator import _SEED_MAX
+    from sk_gmvae._training import SEED_MAX, build_net
 
     rng = np.random.RandomState(est.random_state)
-    seeds = [int(rng.randint(_SEED_MAX)) for _ in range(est.n_init)]
-    X_train = torch.tensor(X, dtype=torch.float32)
-    return [est._build_net(X.shape[1], est.likelihood_, est.device_, s).fit(X_train) for s in seeds]
+    seeds = [int(rng.randint(SEED_MAX)) for _ in range(est.n_init)]
+    X_train = torch.tensor(X, dtype=torch.float32, device=est.device_)
+    params = est.get_params()
+    return [
+        build_net(params, X.shape[1], est.likelihood_, est.device_, s).fit(X_train) for s in seeds
+    ]
 
 
 def test_tol_stops_early_and_sets_converged(blobs):
@@ -338,3 +341,44 @@ def test_compiled_training_equals_eager_and_pickles(blobs):
     np.testing.assert_allclose(compiled.lower_bound_, eager.lower_bound_, rtol=1e-5)
     restored = pickle.loads(pickle.dumps(compiled))
     np.testing.assert_array_equal(restored.predict(X), compiled.predict(X))
+
+
+def test_model_is_stored_in_label_order_and_trains_on_with_its_optimizer_state(blobs):
+    X, _ = blobs
+    est = GMVAEClustering(4, random_state=0, **SMALL).fit(X)
+    # predict_proba is the module's own q(y|x): no permutation layer in between.
+    module = est.net_.module_
+    with torch.no_grad():
+        logits = module.encode_y(torch.tensor(X, dtype=torch.float32))
+    np.testing.assert_array_equal(logits.argmax(1).numpy(), est.labels_)
+    # Adam's moments were renumbered with the weights: renumbering, then a step, equals a
+    # step, then renumbering (which fails if the moments stay in the old order).
+    a, b = (pickle.loads(pickle.dumps(est.net_)) for _ in range(2))
+    p = torch.tensor([3, 1, 0, 2])
+    b.permute_clusters(p)
+    x = torch.tensor(X[:16], dtype=torch.float32)
+    eps = torch.randn(16, 4, 2, generator=torch.Generator().manual_seed(0))
+    for net, noise in ((a, eps), (b, eps[:, p])):
+        net.optimizer_.zero_grad()
+        net.criterion_(net.module_(x, noise)).backward()
+        net.optimizer_.step()
+    a.permute_clusters(p)
+    for (name, pa), pb in zip(a.module_.named_parameters(), b.module_.parameters(), strict=True):
+        torch.testing.assert_close(pa, pb, msg=name)
+
+
+def test_pickles_from_before_label_order_still_load(blobs):
+    X, _ = blobs
+    est = GMVAEClustering(3, random_state=0, **SMALL).fit(X)
+    expected = est.predict_proba(X)
+    # An old pickle: the module in training order, the permutation beside it.
+    old = pickle.loads(pickle.dumps(est))
+    order = np.array([2, 0, 1])
+    inverse = np.argsort(order)
+    old.net_.permute_clusters(inverse)  # back to a "training order"
+    state = old.__getstate__()
+    state["_cluster_order"] = order
+    restored = GMVAEClustering.__new__(GMVAEClustering)
+    restored.__setstate__(pickle.loads(pickle.dumps(state)))
+    np.testing.assert_allclose(restored.predict_proba(X), expected, rtol=1e-12, atol=1e-12)
+    assert not hasattr(restored, "_cluster_order")

@@ -10,8 +10,7 @@ from sklearn.datasets import load_digits
 from sk_gmvae import GMVAEClustering
 from sk_gmvae.callbacks import ClusteringMonitor, history_records
 from sk_gmvae.datasets import DatasetUnavailableError, load_fashion_mnist
-from sk_gmvae.experiments import results_table, run_study, study_reference
-from sk_gmvae.plots import plot_prototypes, plot_study
+from sk_gmvae.study import plot_prototypes, plot_study, results_table, run_study, study_reference
 
 SMALL = dict(latent_dim=2, hidden_layer_sizes=(16,), max_epochs=3, batch_size=50)
 

@@ -4,10 +4,11 @@ import math
 
 import pytest
 import torch
+from reference_elbo import reference_negative_elbo
 from torch import nn
 
 from sk_gmvae._model import VARIANTS, MixtureVAE, OneHotConcatLinear
-from sk_gmvae._objective import NegativeELBO, elbo_terms, reference_negative_elbo
+from sk_gmvae._objective import NegativeELBO, elbo_terms
 
 
 def _model(variant, likelihood="bernoulli", D=7, K=4, L=3, H=(8, 6)):
@@ -59,8 +60,8 @@ def test_kl_y_and_entropy_add_to_log_k():
 
 def test_default_loss_is_negative_elbo_and_weights_enter_as_documented():
     terms = elbo_terms(_model("gmvae")(_data("bernoulli")))
-    torch.testing.assert_close(NegativeELBO().loss(terms), -terms.elbo.mean())
-    weighted = NegativeELBO(beta=0.5, eta=2.0, entropy_weight=0.3).loss(terms)
+    torch.testing.assert_close(NegativeELBO()(terms), -terms.elbo.mean())
+    weighted = NegativeELBO(beta=0.5, eta=2.0, entropy_weight=0.3)(terms)
     expected = (
         -terms.reconstruction + 0.5 * terms.kl_z + 2.0 * terms.kl_y + 0.3 * terms.entropy
     ).mean()
@@ -78,15 +79,15 @@ def test_m2_decoder_uses_y_and_gmvae_decoder_does_not():
 def test_dynamic_binarization_only_in_training_and_noise_from_the_generator():
     module = _model("gmvae")
     x = torch.full((3, 7), 0.5, dtype=torch.float64)
-    x_eval, eps = module.draw_noise(x, torch.Generator().manual_seed(0))
+    x_eval, eps = module.draw_training_inputs(x, torch.Generator().manual_seed(0))
     assert torch.equal(x_eval, x) and eps.shape == (3, 4, 3)
     module.train()
-    x_a, eps_a = module.draw_noise(x, torch.Generator().manual_seed(0))
-    x_b, eps_b = module.draw_noise(x, torch.Generator().manual_seed(1))
+    x_a, eps_a = module.draw_training_inputs(x, torch.Generator().manual_seed(0))
+    x_b, eps_b = module.draw_training_inputs(x, torch.Generator().manual_seed(1))
     assert set(x_a.unique().tolist()) <= {0.0, 1.0} and not torch.equal(x_a, x_b)
     # Reproducible from the seed alone; the global RNG plays no part.
     torch.manual_seed(123)
-    x_c, eps_c = module.draw_noise(x, torch.Generator().manual_seed(0))
+    x_c, eps_c = module.draw_training_inputs(x, torch.Generator().manual_seed(0))
     assert torch.equal(x_a, x_c) and torch.equal(eps_a, eps_c)
 
 
@@ -109,3 +110,22 @@ def test_posterior_and_elbo_in_one_pass_equal_two_passes():
     proba, bound = posterior_and_elbo(module, X, 3, torch.float64)
     np.testing.assert_allclose(proba, posterior(module, X, torch.float64))
     np.testing.assert_allclose(bound, elbo(module, X, 3, torch.float64))
+
+
+@pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian"])
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_renumbered_clusters_are_the_same_model_in_the_new_order(variant, likelihood):
+    module, x = _model(variant, likelihood), _data(likelihood)
+    eps = torch.randn(5, 4, 3, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    before = module(x, eps=eps)
+    order = torch.tensor([2, 0, 3, 1])
+    with torch.no_grad():
+        for name, (axis, index) in module.cluster_permutation(order).items():
+            param = module.get_parameter(name)
+            param.copy_(param.index_select(axis, index))
+    # New cluster k is old cluster order[k]: every (row, cluster) term moves with it, so
+    # the ELBO (a sum over y) is unchanged when the noise moves along too.
+    after = module(x, eps=eps[:, order])
+    for got, expected in zip(after, before, strict=True):
+        torch.testing.assert_close(got, expected[:, order])
+    torch.testing.assert_close(elbo_terms(after).elbo, elbo_terms(before).elbo)

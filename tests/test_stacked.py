@@ -45,9 +45,11 @@ def test_stacked_noise_is_each_generators_own():
     replicas, stacked = _replicas("gmvae", "bernoulli")
     stacked.train()
     x = torch.rand(5, 3, 7, dtype=torch.float64)
-    x_s, eps_s = stacked.draw_noise(x, [torch.Generator().manual_seed(r) for r in range(3)])
+    x_s, eps_s = stacked.draw_training_inputs(
+        x, [torch.Generator().manual_seed(r) for r in range(3)]
+    )
     for r, module in enumerate(replicas):
-        x_r, eps_r = module.train().draw_noise(x[:, r], torch.Generator().manual_seed(r))
+        x_r, eps_r = module.train().draw_training_inputs(x[:, r], torch.Generator().manual_seed(r))
         assert torch.equal(x_s[:, r], x_r) and torch.equal(eps_s[:, r], eps_r)
 
 
@@ -115,15 +117,18 @@ def test_kept_restart_trains_on_like_a_lone_net(digits):
 def test_when_restarts_are_stacked():
     from skorch.callbacks import Callback
 
-    assert GMVAEClustering(n_init=2)._stacks_restarts("cuda")  # "auto": on CUDA only
-    assert not GMVAEClustering(n_init=2)._stacks_restarts("cpu")
-    assert GMVAEClustering(n_init=2, stack_restarts=True)._stacks_restarts("cpu")
-    assert not GMVAEClustering(n_init=2, stack_restarts=False)._stacks_restarts("cuda")
-    assert not GMVAEClustering(n_init=1, stack_restarts=True)._stacks_restarts("cpu")
+    from sk_gmvae._training import stacks_restarts
+
+    def stacks(device, **params):
+        return stacks_restarts(GMVAEClustering(**params).get_params(), device)
+
+    assert stacks("cuda", n_init=2)  # "auto": on CUDA only
+    assert not stacks("cpu", n_init=2)
+    assert stacks("cpu", n_init=2, stack_restarts=True)
+    assert not stacks("cuda", n_init=2, stack_restarts=False)
+    assert not stacks("cpu", n_init=1, stack_restarts=True)
     for sequential in (dict(tol=0.1), dict(callbacks=[Callback()])):
-        assert not GMVAEClustering(n_init=2, stack_restarts=True, **sequential)._stacks_restarts(
-            "cuda"
-        )
+        assert not stacks("cuda", n_init=2, stack_restarts=True, **sequential)
 
 
 def test_verbose_table_shows_each_restart(digits, capsys):

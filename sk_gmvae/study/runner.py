@@ -1,0 +1,233 @@
+"""The study's experiment: variants x seeds x epochs with test-set metrics every epoch.
+
+:func:`run_study` trains every (variant, seed) with the estimator, records held-out
+metrics each epoch (:class:`~sk_gmvae.callbacks.ClusteringMonitor`), writes one history
+CSV per run as it goes and checkpoints every epoch, so rerunning skips finished runs and
+resumes unfinished ones. :func:`study_reference` gives the study's own logged curves and
+:func:`results_table` sets a reproduction beside them.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from skorch.callbacks import Callback, Checkpoint, LoadInitState
+
+from .._estimator import GMVAEClustering
+from .._model import VARIANTS
+from ..callbacks import ClusteringMonitor, CSVHistoryLogger, read_csv
+
+# Runs of the study's published logs (sk_gmvae/data/study_logged_curves.csv) per variant.
+STUDY_RUNS = {"m2": "m2.log.", "modified_m2": "modified_m2_method=relu.log.", "gmvae": "gmvae.log."}
+# Our history keys for the study's columns (t_* on the test set, tr_* on 10k train rows).
+STUDY_COLUMNS = {
+    "test_accuracy": "t_acc",
+    "test_entropy": "t_ent",
+    "test_loss": "t_loss",
+    "train_eval_entropy": "tr_ent",
+    "train_eval_loss": "tr_loss",
+}
+DILOKTHANAKUL_TABLE = """\
+Dilokthanakul et al. (2016), GMVAE on MNIST, K = 10, test accuracy (%) under their
+protocol (as in adversarial autoencoders: each cluster labelled by its most frequent
+class), reported as best run / mean over runs:
+
+| M (z samples) | best | mean |
+| --- | --- | --- |
+| 1 | 87.71 | 74.47 |
+| 10 | 93.67 | 86.94 |
+"""
+
+
+class _OnEpochEnd(Callback):
+    """Call ``fn()`` after every epoch (``fn`` is shared, not copied, with the callback)."""
+
+    def __init__(self, fn: Callable[[], Any]) -> None:
+        self.fn = fn
+
+    def on_epoch_end(self, net: Any, **kwargs: Any) -> None:
+        self.fn()
+
+
+class _GeneratorCheckpoint(Callback):
+    """Save the net's training random stream after every epoch and restore it when a
+    run resumes from its checkpoint, so that a resumed run draws what an uninterrupted
+    one would (data order, binarization, noise). Goes after ``LoadInitState``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def on_train_begin(self, net: Any, **kwargs: Any) -> None:
+        if len(net.history) and self.path.exists():  # resumed by LoadInitState
+            net.generator_.set_state(torch.load(self.path, weights_only=True))
+
+    def on_epoch_end(self, net: Any, **kwargs: Any) -> None:
+        torch.save(net.generator_.get_state(), self.path)
+
+
+def _epochs_done(checkpoint_dir: Path) -> int:
+    history = checkpoint_dir / "history.json"
+    if not (history.exists() and (checkpoint_dir / "params.pt").exists()):
+        return 0
+    return len(json.loads(history.read_text()))
+
+
+def run_study(
+    X_train: np.ndarray,
+    X_test: np.ndarray,
+    y_test: np.ndarray,
+    out_dir: str | Path,
+    *,
+    variants: Sequence[str] = VARIANTS,
+    seeds: Sequence[int] = (0,),
+    epochs: int = 10,
+    X_train_eval: np.ndarray | None = None,
+    progress: bool = True,
+    prototypes: bool = True,
+    **params: Any,
+) -> dict[tuple[str, int], list[dict[str, float]]]:
+    """Train every (variant, seed) for ``epochs`` epochs, logging test metrics each epoch.
+
+    Parameters
+    ----------
+    X_train : ndarray of shape (n_train, n_features)
+        Training rows (an epoch is one pass over them).
+    X_test, y_test : ndarray
+        Held-out rows and their classes, evaluated after every epoch.
+    out_dir : str or Path
+        Where ``histories/<variant>-seed<k>.csv``, ``checkpoints/`` and
+        ``prototypes-<variant>-seed<k>.npy`` go.
+    variants : sequence of str, default=("m2", "modified_m2", "gmvae")
+    seeds : sequence of int, default=(0,)
+        One run per seed (its ``random_state``).
+    epochs : int, default=10
+        Epochs per run. Runs that have them already are skipped; shorter ones resume
+        from their last checkpoint (weights, Adam state, history and random stream),
+        continuing exactly as an uninterrupted run would.
+    X_train_eval : ndarray, default=None
+        Rows of the training set to monitor too (the study used 10k), logged as
+        ``train_eval_*``.
+    progress : bool, default=True
+        Show a progress bar over all epochs of all runs, with ETA.
+    prototypes : bool, default=True
+        Save each trained run's ``cluster_prototypes(8)`` as ``.npy``.
+    **params
+        Other ``GMVAEClustering`` parameters (``n_clusters``, ``latent_dim``, ``device``, ...).
+
+    Returns
+    -------
+    histories : dict
+        ``(variant, seed) -> list of per-epoch dicts`` (the CSV rows).
+    """
+    from tqdm.auto import tqdm
+
+    out = Path(out_dir)
+    runs = [(v, s) for v in variants for s in seeds]
+    bar = tqdm(total=len(runs) * epochs, unit="epoch", disable=not progress, smoothing=0.1)
+    histories = {}
+    for variant, seed in runs:
+        name = f"{variant}-seed{seed}"
+        csv_path = out / "histories" / f"{name}.csv"
+        checkpoint_dir = out / "checkpoints" / name
+        done = _epochs_done(checkpoint_dir)
+        bar.update(min(done, epochs))
+        if done < epochs:
+            bar.set_description(name)
+            checkpoint = Checkpoint(
+                monitor=None,
+                dirname=str(checkpoint_dir),
+                f_params="params.pt",
+                f_optimizer="optimizer.pt",
+                f_criterion=None,
+                f_history="history.json",
+            )
+            callbacks = [("test", ClusteringMonitor(X_test, y_test, name="test"))]
+            if X_train_eval is not None:
+                callbacks.append(("train_eval", ClusteringMonitor(X_train_eval, name="train_eval")))
+            callbacks += [
+                ("csv", CSVHistoryLogger(csv_path)),
+                ("checkpoint", checkpoint),
+                ("resume", LoadInitState(checkpoint)),
+                ("random_stream", _GeneratorCheckpoint(checkpoint_dir / "generator.pt")),
+                ("progress", _OnEpochEnd(lambda: bar.update(1))),
+            ]
+            est = GMVAEClustering(
+                variant=variant,
+                random_state=seed,
+                max_epochs=epochs - done,
+                callbacks=callbacks,
+                **params,
+            ).fit(X_train)
+            if prototypes:
+                np.save(out / f"prototypes-{name}.npy", est.cluster_prototypes(8))
+        histories[(variant, seed)] = read_csv(csv_path)[:epochs]
+    bar.close()
+    return histories
+
+
+def study_reference(path: str | Path | None = None) -> dict[str, dict[int, dict[str, list]]]:
+    """The study's logged curves: ``variant -> epoch -> our column -> values over runs``.
+
+    Read from the logs published with the study's code (shipped with this package).
+    """
+    if path is None:
+        path = resources.files("sk_gmvae") / "data" / "study_logged_curves.csv"
+    curves: dict = {v: defaultdict(lambda: defaultdict(list)) for v in STUDY_RUNS}
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            variant = next(
+                (v for v, prefix in STUDY_RUNS.items() if row["run"].startswith(prefix)), None
+            )
+            if variant is None:
+                continue
+            for ours, theirs in STUDY_COLUMNS.items():
+                curves[variant][int(row["epoch"])][ours].append(float(row[theirs]))
+    return curves
+
+
+def _mean_std(values: Sequence[float]) -> str:
+    if not values:
+        return "-"
+    if len(values) == 1:
+        return f"{values[0]:.3f}"
+    return f"{np.mean(values):.3f} ± {np.std(values, ddof=1):.3f}"
+
+
+def results_table(
+    histories: dict[tuple[str, int], list[dict[str, float]]],
+    epochs: Sequence[int] = (1, 2, 5, 10, 20, 50, 100, 200),
+    reference: dict | None = None,
+) -> str:
+    """Markdown: each variant's test metrics at ``epochs`` (mean ± sd over seeds), beside
+    the study's logged values at the same epochs (mean ± sd over its runs)."""
+    reference = study_reference() if reference is None else reference
+    by_variant: dict[str, list] = defaultdict(list)
+    for (variant, _), rows in histories.items():
+        by_variant[variant].append(rows)
+    lines = [
+        "| variant | epoch | seeds | test accuracy | study | test H(Y\\|X) | study "
+        "| test loss (nats) | study |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for variant, runs in by_variant.items():
+        for epoch in epochs:
+            rows = [r[epoch - 1] for r in runs if len(r) >= epoch]
+            if not rows:
+                continue
+            cells = [variant, str(epoch), str(len(rows))]
+            for key in ("test_accuracy", "test_entropy", "test_loss"):
+                ours = [r[key] for r in rows if key in r]
+                theirs = reference.get(variant, {}).get(epoch, {}).get(key, [])
+                cells += [_mean_std(ours), _mean_std(theirs)]
+            lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", f"ln K for K = 10: {math.log(10):.3f} nats.", "", DILOKTHANAKUL_TABLE]
+    return "\n".join(lines)
