@@ -16,11 +16,19 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._inference import elbo, posterior, seeded_normal
 from ._model import VARIANTS
-from ._training import SEED_MAX, Restarts, hidden_sizes, keep_best, resolve_device, train_run
+from ._training import (
+    SEED_MAX,
+    Restarts,
+    Run,
+    hidden_sizes,
+    keep_best,
+    resolve_device,
+    train_run,
+)
 
 
 def _check_positive_int(value: object, name: str) -> None:
-    if not isinstance(value, Integral) or value < 1:
+    if isinstance(value, bool | np.bool_) or not isinstance(value, Integral) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}.")
 
 
@@ -131,12 +139,17 @@ class GMVAEClustering(ClusterMixin, BaseEstimator):
     feature_names_in_ : ndarray of shape (n_features_in_,)
         Names of the features seen during ``fit``, when X has string feature names.
     n_iter_ : int
-        Number of epochs trained (in total, across warm starts).
+        Number of complete epochs trained (in total, across warm starts). An epoch cut
+        short (by Ctrl-C, a callback, or the divergence guard) does not count.
     lower_bound_ : float
-        Mean ELBO per training row (nats) over the last training epoch of the kept
-        model (with training's binarization and noise); ``n_init`` keeps the highest.
+        Mean ELBO per training row (nats) over the last complete training epoch of the
+        kept model (with training's binarization and noise); ``n_init`` keeps the
+        highest. NaN when no epoch completed.
     converged_ : bool
-        True when training stopped because the loss had stopped improving by ``tol``.
+        True only when early stopping (``tol``) ended training because the loss had
+        stopped improving; False when training ran its ``max_epochs``, diverged (the
+        divergence guard stopped it) or was interrupted. A ``ConvergenceWarning`` says
+        which of the last two happened, or that ``tol`` was never met.
     likelihood_ : str
         The observation model used, ``"bernoulli"`` or ``"gaussian"``.
     device_ : str
@@ -280,8 +293,9 @@ class GMVAEClustering(ClusterMixin, BaseEstimator):
     def _check_bernoulli_range(self, X: np.ndarray) -> None:
         if self.likelihood_ == "bernoulli" and X.size and (X.min() < 0.0 or X.max() > 1.0):
             raise ValueError(
-                "This model has a Bernoulli likelihood, fitted on data in [0, 1]; the "
-                "ELBO of rows outside [0, 1] is undefined."
+                "This model has a Bernoulli likelihood, fitted on data in [0, 1]; rows "
+                "outside [0, 1] are outside its domain (their ELBO is undefined). Scale them "
+                "as the training data were (e.g. divide pixels by 255)."
             )
 
     # ------------------------------------------------------------------ training
@@ -322,12 +336,10 @@ class GMVAEClustering(ClusterMixin, BaseEstimator):
         # Every random draw of training comes from the nets' own generators, seeded here.
         seed = int(rng.randint(SEED_MAX))
         if continuing:
-            epochs_before = len(self.net_.history)
             self.net_.reseed(seed)  # a new random stream for these epochs
             run = train_run(self.net_, X_train, epochs=self.max_epochs)
         else:
             seeds = (seed, *(int(rng.randint(SEED_MAX)) for _ in range(self.n_init - 1)))
-            epochs_before = 0
             restarts = Restarts(self.get_params(), X.shape[1], likelihood, device, seeds)
             run = keep_best(restarts.fit(X_train))
 
@@ -335,23 +347,9 @@ class GMVAEClustering(ClusterMixin, BaseEstimator):
         self.net_, self.history_ = net, net.history
         self.device_, self.likelihood_ = device, likelihood
         self.lower_bound_ = run.final_elbo
-        self.n_iter_ = len(net.history)
-        self.converged_ = self.tol is not None and self.n_iter_ - epochs_before < self.max_epochs
-        if run.diverged:
-            warnings.warn(
-                f"Training diverged (non-finite loss) {run.guard.recoveries_ + 1} times despite "
-                f"lowering the learning rate; stopped after {self.n_iter_} epochs with the "
-                "last finite model. Lower learning_rate, set max_grad_norm, or scale X.",
-                ConvergenceWarning,
-                stacklevel=2,
-            )
-        elif self.tol is not None and not self.converged_:
-            warnings.warn(
-                f"Training did not converge within max_epochs={self.max_epochs} "
-                f"(tol={self.tol}); increase max_epochs or tol.",
-                ConvergenceWarning,
-                stacklevel=2,
-            )
+        self.n_iter_ = run.epochs
+        self.converged_ = run.stopped_early
+        self._warn_about(run)
 
         # Number clusters by decreasing size on the training data, so that the labels
         # in use are 0..m-1 whatever clusters the model left empty: the model itself is
@@ -362,6 +360,34 @@ class GMVAEClustering(ClusterMixin, BaseEstimator):
         self._inference_module_ = self._float64_copy()
         self.labels_ = self._proba(X).argmax(axis=1)
         return self
+
+    def _warn_about(self, run: Run) -> None:
+        """A ``ConvergenceWarning`` saying how training ended when it did not simply run
+        its epochs (or stop early by ``tol``, as asked)."""
+        if run.diverged:
+            kept = (
+                f"the last finite model, after {run.epochs} complete epochs"
+                if run.epochs
+                else "no complete epoch: the model is its initialization"
+            )
+            message = (
+                f"Training diverged (non-finite loss) {run.guard.recoveries_ + 1} times "
+                f"despite lowering the learning rate; stopped with {kept}. Lower "
+                "learning_rate, set max_grad_norm, or scale X."
+            )
+        elif run.interrupted:
+            message = (
+                f"Training was interrupted after {run.epochs - run.epochs_before} of "
+                f"{run.epochs_asked} epochs; the model is the one reached then."
+            )
+        elif self.tol is not None and not run.stopped_early:
+            message = (
+                f"Training did not converge within max_epochs={self.max_epochs} "
+                f"(tol={self.tol}); increase max_epochs or tol."
+            )
+        else:
+            return
+        warnings.warn(message, ConvergenceWarning, stacklevel=3)
 
     def __getstate__(self) -> dict:
         state = dict(super().__getstate__())  # object.__getstate__ may give __dict__ itself
@@ -394,8 +420,12 @@ class GMVAEClustering(ClusterMixin, BaseEstimator):
         return posterior(module or self._inference_module_, X, torch.float64)
 
     def _validate_for_inference(self, X: np.ndarray) -> np.ndarray:
+        """X checked as every inference method takes it: fitted, the training's features,
+        and for a Bernoulli model values in [0, 1]."""
         check_is_fitted(self)
-        return validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        self._check_bernoulli_range(X)
+        return X
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """Posterior cluster probabilities q(y|x).
@@ -447,7 +477,6 @@ class GMVAEClustering(ClusterMixin, BaseEstimator):
             ELBO of each row (higher is better).
         """
         X = self._validate_for_inference(X)
-        self._check_bernoulli_range(X)
         seed = check_random_state(self.random_state).randint(SEED_MAX)
         return elbo(self._inference_module_, X, int(seed), torch.float64)
 

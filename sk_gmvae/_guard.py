@@ -45,8 +45,14 @@ class DivergenceGuard(Callback):
             }
 
     def on_train_begin(self, net: Any, **kwargs: Any) -> None:
-        self._base_lr = [group["lr"] for group in net.optimizer_.param_groups]
-        self._keep(net)
+        self._good = None
+
+    def on_epoch_begin(self, net: Any, **kwargs: Any) -> None:
+        # Kept at the first epoch's start rather than at on_train_begin, so that a state
+        # other callbacks load when training begins (a resumed checkpoint) is the one kept.
+        if self._good is None:
+            self._base_lr = [group["lr"] for group in net.optimizer_.param_groups]
+            self._keep(net)
 
     def on_epoch_end(self, net: Any, **kwargs: Any) -> None:
         self._keep(net)

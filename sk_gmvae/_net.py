@@ -92,6 +92,21 @@ def stream_generator(seed: int, stream: int, device: Any) -> torch.Generator:
     return torch.Generator(device).manual_seed(int(state))
 
 
+class EpochMean(PassthroughScoring):
+    """skorch's ``PassthroughScoring`` (the batch-size-weighted mean of a per-batch value)
+    that records NaN for an epoch whose every step was undone by the divergence guard,
+    instead of no value: callbacks that read the epoch's value (``EarlyStopping``) then
+    see a step that did not improve, not a missing key."""
+
+    def on_epoch_end(self, net: Any, **kwargs: Any) -> None:
+        batches = net.history[-1, "batches"]
+        key = "train_batch_size" if self.on_train else "valid_batch_size"
+        if self.on_train and not any(key in b for b in batches):
+            net.history.record(self.name, float("nan"))
+            return
+        super().on_epoch_end(net, **kwargs)
+
+
 class MixtureVAENet(NeuralNet):
     """A skorch ``NeuralNet`` for unsupervised mixture VAEs.
 
@@ -132,6 +147,27 @@ class MixtureVAENet(NeuralNet):
             self.module_.reset_parameters(self._generators(0, "cpu"))
         self.generator_ = self._generators(1, self.device)
         return self
+
+    def training_state(self) -> dict[str, Any]:
+        """What training needs to go on exactly from here: the module's weights, the
+        optimizer's state and the training random stream (for a checkpoint)."""
+        return {
+            "module": self.module_.state_dict(),
+            "optimizer": self.optimizer_.state_dict(),
+            "generator": self._generator_states(),
+        }
+
+    def load_training_state(self, state: dict[str, Any]) -> None:
+        """Put the net back in a state given by ``training_state``."""
+        self.module_.load_state_dict(state["module"])
+        self.optimizer_.load_state_dict(state["optimizer"])
+        self._set_generator_states(state["generator"])
+
+    def _generator_states(self) -> Any:
+        return self.generator_.get_state()
+
+    def _set_generator_states(self, states: Any) -> None:
+        self.generator_.set_state(states)
 
     def reseed(self, seed: int) -> None:
         """Start a new training random stream from ``seed`` (for further epochs of a
@@ -201,9 +237,10 @@ class MixtureVAENet(NeuralNet):
     @property
     def _default_callbacks(self) -> list[tuple[str, Any]]:
         return [
-            *super()._default_callbacks,
-            ("train_elbo", PassthroughScoring(name="train_elbo", on_train=True)),
-            ("train_entropy", PassthroughScoring(name="train_entropy", on_train=True)),
+            *[(n, cb) for n, cb in super()._default_callbacks if n != "train_loss"],
+            ("train_loss", EpochMean(name="train_loss", on_train=True)),
+            ("train_elbo", EpochMean(name="train_elbo", on_train=True)),
+            ("train_entropy", EpochMean(name="train_entropy", on_train=True)),
         ]
 
     def get_loss(self, y_pred, y_true=None, X=None, training=False) -> torch.Tensor:  # noqa: ANN001

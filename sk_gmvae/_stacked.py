@@ -173,6 +173,13 @@ class StackedMixtureVAENet(MixtureVAENet):
         its seed."""
         return [stream_generator(seed, stream, device) for seed in self.random_state]
 
+    def _generator_states(self) -> list[Tensor]:
+        return [g.get_state() for g in self.generator_]
+
+    def _set_generator_states(self, states: Sequence[Tensor]) -> None:
+        for generator, state in zip(self.generator_, states, strict=True):
+            generator.set_state(state)
+
     @property
     def _default_callbacks(self) -> list[tuple[str, Any]]:
         per_restart = ("train_elbo", "train_entropy", "train_restart_loss")

@@ -134,18 +134,30 @@ def build_net(
     )
 
 
-def _last(net: MixtureVAENet, key: str) -> Any:
-    """``key`` of the net's last epoch that has it (NaN if none): a number, or for a
-    stacked net a list with one per restart."""
-    values = [row[key] for row in net.history if key in row]
-    return values[-1] if values else math.nan
+def _complete(row: dict[str, Any]) -> bool:
+    """Whether an epoch of the history ran to its end (an epoch cut short by an
+    interruption or by the divergence guard has no duration) with at least one step
+    kept (the guard records NaN for an epoch whose steps it all undid)."""
+    return "dur" in row and bool(np.isfinite(row.get("train_loss", math.nan)))
+
+
+def completed_epochs(net: MixtureVAENet) -> int:
+    """Complete epochs of the net's history (see ``_complete``)."""
+    return sum(_complete(row) for row in net.history)
 
 
 @dataclass(frozen=True)
 class Run:
-    """One finished training run: its net and what the run's own components report."""
+    """One finished training run: its net, and how training ended, as the components
+    that know it report: the divergence guard, early stopping, the epoch count.
+
+    ``epochs_before`` and ``epochs_asked`` are the complete epochs the net had before
+    this training and the epochs this training was asked for.
+    """
 
     net: MixtureVAENet
+    epochs_before: int = 0
+    epochs_asked: int = 0
 
     @property
     def guard(self) -> DivergenceGuard:
@@ -153,24 +165,44 @@ class Run:
         return dict(self.net.callbacks_)["divergence_guard"]
 
     @property
+    def epochs(self) -> int:
+        """Complete epochs in all (across warm starts)."""
+        return completed_epochs(self.net)
+
+    @property
     def diverged(self) -> bool:
         """Whether the guard stopped training (the loss kept going non-finite)."""
         return self.guard.stopped_
 
     @property
+    def stopped_early(self) -> bool:
+        """Whether early stopping (``tol``) ended training: the loss stopped improving."""
+        stopping = dict(self.net.callbacks_).get("early_stopping")
+        return stopping is not None and stopping.misses_ >= stopping.patience
+
+    @property
+    def interrupted(self) -> bool:
+        """Whether training ended before its epochs for another reason (Ctrl-C, or a
+        callback raising ``KeyboardInterrupt``)."""
+        short = self.epochs - self.epochs_before < self.epochs_asked
+        return short and not (self.diverged or self.stopped_early)
+
+    @property
     def final_elbo(self) -> float:
         """Mean training ELBO (nats) of the last complete epoch; NaN if none."""
-        return float(_last(self.net, "train_elbo"))
+        values = [row["train_elbo"] for row in self.net.history if _complete(row)]
+        return float(values[-1]) if values else math.nan
 
 
 def train_run(net: MixtureVAENet, X: torch.Tensor, epochs: int | None = None) -> Run:
-    """Train ``net`` on the rows X (a tensor on the training device): from scratch, or
-    for ``epochs`` more epochs when given (a warm start)."""
+    """Train ``net`` on the rows X (a tensor on the training device): from scratch for
+    its ``max_epochs``, or for ``epochs`` more epochs when given (a warm start)."""
     if epochs is None:
         net.fit(X)
-    else:
-        net.partial_fit(X, epochs=epochs)
-    return Run(net)
+        return Run(net, 0, net.max_epochs)
+    before = completed_epochs(net)
+    net.partial_fit(X, epochs=epochs)
+    return Run(net, before, epochs)
 
 
 def stacks_restarts(params: dict[str, Any], device: str | torch.device) -> bool:
@@ -215,7 +247,7 @@ class Restarts:
             stacked = train_run(self.net(self.seeds), X)
             if not stacked.diverged:
                 return [
-                    Run(stacked.net.restart_into(r, self.net(seed)))
+                    Run(stacked.net.restart_into(r, self.net(seed)), 0, stacked.epochs_asked)
                     for r, seed in enumerate(self.seeds)
                 ]
         return [train_run(self.net(seed), X) for seed in self.seeds]

@@ -84,15 +84,18 @@ def save_weights(estimator: GMVAEClustering, path: str | os.PathLike) -> None:
 def _read(path: str | os.PathLike) -> dict[str, Any]:
     """The payload of a weights file; a ``ValueError`` naming the problem for a file that
     is truncated, not a torch file, or not ours."""
+    # torch.save writes a zip archive whose directory is at its end: a truncated file,
+    # or any other kind of file, is not a complete zip.
+    if not zipfile.is_zipfile(path):
+        raise ValueError(
+            f"{path} could not be read as an sk_gmvae weights file (truncated or not a torch file)."
+        )
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
         raise  # weights_only refused an object: the file holds more than weights
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as exc:
-        raise ValueError(
-            f"{path} could not be read as an sk_gmvae weights file (truncated or not a "
-            f"torch file): {exc}"
-        ) from exc
+    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile) as exc:
+        raise ValueError(f"{path} could not be read as an sk_gmvae weights file: {exc}") from exc
     if not isinstance(payload, dict) or payload.get("format") not in _READABLE:
         raise ValueError(f"{path} is not an sk_gmvae weights file ({FORMAT}).")
     missing = {"params", "fitted", "history", "state_dict"} - set(payload)

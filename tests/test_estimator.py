@@ -219,9 +219,12 @@ def test_bernoulli_likelihood_needs_unit_interval(blobs, digits):
     Xd, _ = digits
     est = GMVAEClustering(3, random_state=0, **SMALL).fit(Xd[:100])
     assert est.likelihood_ == "bernoulli"
-    with pytest.raises(ValueError, match="Bernoulli"):
-        est.score(Xd[:10] * 2)
-    assert est.predict(Xd[:10] * 2).shape == (10,)  # assignment is defined for any input
+    # Rows outside [0, 1] are refused alike by every method (uint8 pixels, huge values).
+    for bad in (Xd[:10] * 2, (Xd[:10] * 255).astype(np.uint8), np.full((2, 64), 1e300)):
+        for method in (est.score, est.score_samples, est.predict, est.predict_proba):
+            with pytest.raises(ValueError, match="Bernoulli"):
+                method(bad)
+    assert est.predict(Xd[:10]).shape == (10,)
 
 
 def test_gaussian_likelihood_on_unit_data_when_asked(digits):
@@ -382,3 +385,54 @@ def test_pickles_from_before_label_order_still_load(blobs):
     restored.__setstate__(pickle.loads(pickle.dumps(state)))
     np.testing.assert_allclose(restored.predict_proba(X), expected, rtol=1e-12, atol=1e-12)
     assert not hasattr(restored, "_cluster_order")
+
+
+@pytest.mark.parametrize("bad", [True, 2.0, 0, -1, "3"])
+def test_sample_rejects_non_positive_integers_clearly(blobs, bad):
+    est = GMVAEClustering(3, random_state=0, **SMALL).fit(blobs[0])
+    with pytest.raises(ValueError, match="n_samples must be a positive integer"):
+        est.sample(bad)
+    assert est.sample(np.int64(2))[0].shape == (2, 4)
+
+
+def test_fit_outcome_when_the_guard_stops_a_run_with_tol(blobs):
+    X, _ = blobs
+    params = dict(learning_rate=1e8, tol=1e-3, n_iter_no_change=2, random_state=0)
+    est = GMVAEClustering(3, **params, **{**SMALL, "max_epochs": 10})
+    with pytest.warns(ConvergenceWarning, match="diverged") as caught:
+        est.fit(X)  # no KeyError from EarlyStopping, whatever epochs the guard emptied
+    assert est.converged_ is False  # stopped by the guard, not by tol
+    assert not any("did not converge" in str(w.message) for w in caught)
+    complete = [row for row in est.history_ if "dur" in row and np.isfinite(row["train_loss"])]
+    assert est.n_iter_ == len(complete) < 10
+    assert all(torch.isfinite(p).all() for p in est.net_.module_.parameters())
+
+
+def test_fit_outcome_when_every_later_step_diverges(blobs):
+    X, _ = blobs
+    # One step per epoch: epoch 1 completes, every later step is undone by the guard.
+    est = GMVAEClustering(3, learning_rate=1e6, random_state=0, **{**SMALL, "batch_size": 120})
+    with pytest.warns(ConvergenceWarning, match="after 1 complete epochs"):
+        est.fit(X)
+    assert est.n_iter_ == 1 and est.converged_ is False
+    assert est.lower_bound_ == est.history_[0, "train_elbo"] and np.isfinite(est.lower_bound_)
+    assert est.predict(X).shape == (120,)
+
+
+def test_fit_outcome_when_interrupted_and_when_tol_stops(blobs):
+    X, _ = blobs
+
+    class Interrupt(Callback):
+        def on_batch_end(self, net, **kwargs):
+            if len(net.history) == 3 and len(net.history[-1]["batches"]) == 2:
+                raise KeyboardInterrupt  # mid-epoch 3
+
+    est = GMVAEClustering(3, random_state=0, callbacks=[Interrupt()], **SMALL)
+    with pytest.warns(ConvergenceWarning, match="interrupted after 2 of 5 epochs"):
+        est.fit(X)
+    assert est.n_iter_ == 2 and est.converged_ is False
+    assert est.lower_bound_ == est.history_[1, "train_elbo"]
+    stopped = GMVAEClustering(3, random_state=0, tol=1e6, n_iter_no_change=2, **SMALL).fit(X)
+    assert stopped.converged_ is True and stopped.n_iter_ == 3
+    ran = GMVAEClustering(3, random_state=0, **SMALL).fit(X)
+    assert ran.converged_ is False and ran.n_iter_ == 5

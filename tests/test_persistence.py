@@ -78,3 +78,55 @@ def test_model_pickled_on_a_gpu_machine_loads_on_cpu(fitted):
     np.testing.assert_array_equal(restored.predict_proba(X), est.predict_proba(X))
     restored.set_params(warm_start=True, max_epochs=1).fit(X)  # and trains on, on the CPU
     assert restored.n_iter_ == est.n_iter_ + 1
+
+
+def test_numpy_valued_parameters_round_trip(tmp_path):
+    X, _ = make_blobs(n_samples=40, centers=2, n_features=3, random_state=0)
+    params = dict(
+        hidden_layer_sizes=np.array([16]),
+        max_grad_norm=np.float32(5),
+        latent_dim=np.int64(2),
+        learning_rate=np.float64(1e-3),
+        max_epochs=2,
+        random_state=0,
+    )
+    est = GMVAEClustering(2, **params).fit(X)
+    save_weights(est, tmp_path / "m.pt")
+    loaded = load_weights(tmp_path / "m.pt", device="cpu")
+    assert loaded.hidden_layer_sizes == (16,) and loaded.max_grad_norm == 5.0
+    assert loaded.latent_dim == 2 and loaded.learning_rate == 1e-3
+    np.testing.assert_array_equal(loaded.predict_proba(X), est.predict_proba(X))
+
+
+def test_truncated_or_foreign_files_give_clear_errors(fitted, tmp_path):
+    est, _ = fitted
+    save_weights(est, tmp_path / "m.pt")
+    data = (tmp_path / "m.pt").read_bytes()
+    (tmp_path / "cut.pt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="truncated or not a torch file"):
+        load_weights(tmp_path / "cut.pt")
+    (tmp_path / "text.pt").write_text("not a model")
+    with pytest.raises(ValueError, match="truncated or not a torch file"):
+        load_weights(tmp_path / "text.pt")
+    torch.save([1, 2], tmp_path / "list.pt")
+    with pytest.raises(ValueError, match="not an sk_gmvae weights file"):
+        load_weights(tmp_path / "list.pt")
+    torch.save({"format": "sk_gmvae.weights/2", "params": {}}, tmp_path / "part.pt")
+    with pytest.raises(ValueError, match="incomplete"):
+        load_weights(tmp_path / "part.pt")
+
+
+def test_version_1_files_load_in_label_order(fitted, tmp_path):
+    est, X = fitted
+    save_weights(est, tmp_path / "m.pt")
+    payload = torch.load(tmp_path / "m.pt", weights_only=True)
+    # A version-1 file: the module in its training order, the permutation beside it.
+    order = np.array([1, 2, 0])
+    net = pickle.loads(pickle.dumps(est.net_))
+    net.permute_clusters(np.argsort(order))
+    payload["state_dict"] = {k: v.cpu() for k, v in net.module_.state_dict().items()}
+    payload["fitted"]["cluster_order"] = torch.as_tensor(order)
+    payload["format"] = "sk_gmvae.weights/1"
+    torch.save(payload, tmp_path / "v1.pt")
+    loaded = load_weights(tmp_path / "v1.pt", device="cpu")
+    np.testing.assert_allclose(loaded.predict_proba(X), est.predict_proba(X), atol=1e-12)

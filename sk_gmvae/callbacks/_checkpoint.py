@@ -1,0 +1,181 @@
+"""``RunCheckpoint``: crash-safe checkpoints of a training run, and exact resume.
+
+One checkpoint is one file, ``checkpoint.pt``, holding everything a resumed run needs to
+go on exactly as an uninterrupted one would: the module's weights, the optimizer's
+state, the training random stream and the number of epochs it holds. It is written to a
+temporary file, flushed to disk and renamed into place (``os.replace``), so at every
+moment the folder holds a complete checkpoint: the previous one survives, renamed to
+``checkpoint.prev.pt``, until the new one is complete.
+
+The per-epoch history goes to ``history.jsonl``, one line appended per epoch (per-batch
+records are not written), so the cost of an epoch's writes does not grow with the
+number of epochs done. The checkpoint says how many of its lines belong to it; lines
+beyond (an epoch logged just before a kill) are dropped on resume.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+from skorch.callbacks import Callback
+from skorch.history import History
+
+from ._history import history_records
+
+CHECKPOINT, PREVIOUS, HISTORY = "checkpoint.pt", "checkpoint.prev.pt", "history.jsonl"
+FORMAT = "sk_gmvae.checkpoint/1"
+
+
+def _fsync_dir(path: Path) -> None:
+    """Make a rename in ``path`` durable (where the platform allows it)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_bytes_atomic(path: Path, data: bytes, previous: Path | None = None) -> None:
+    """Write ``data`` to ``path`` so that ``path`` always holds either its previous
+    content or all of ``data``: a temporary file, flushed to disk, then renamed into
+    place. With ``previous``, the old content is first renamed there (so between the two
+    renames the complete old version is in ``previous``)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as f:
+        _write(f, data)
+        f.flush()
+        os.fsync(f.fileno())
+    if previous is not None and path.exists():
+        os.replace(path, previous)
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def _write(f: Any, data: bytes) -> None:
+    """``f.write(data)``; the crash tests replace it to die half-way through a file."""
+    f.write(data)
+
+
+def read_checkpoint(path: Path) -> dict[str, Any] | None:
+    """The checkpoint in ``path`` (a file), or None if it is missing or not a complete
+    checkpoint of ours."""
+    if not path.exists():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001 - any unreadable file is "not a checkpoint"
+        return None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        return None
+    return state
+
+
+def last_checkpoint(dirname: str | os.PathLike) -> dict[str, Any] | None:
+    """The newest complete checkpoint in ``dirname`` (the current one, else the previous
+    one, with a warning), or None if there is none."""
+    folder = Path(dirname)
+    current = read_checkpoint(folder / CHECKPOINT)
+    if current is not None:
+        return current
+    previous = read_checkpoint(folder / PREVIOUS)
+    if previous is not None or (folder / CHECKPOINT).exists():
+        what = f"epoch {previous['epochs']}" if previous else "the start"
+        warnings.warn(
+            f"{folder / CHECKPOINT} is missing or unreadable; resuming from {what}.",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    return previous
+
+
+def epochs_done(dirname: str | os.PathLike) -> int:
+    """Epochs held by the newest complete checkpoint in ``dirname`` (0 if none)."""
+    state = last_checkpoint(dirname)
+    return 0 if state is None else int(state["epochs"])
+
+
+def read_history(dirname: str | os.PathLike, epochs: int) -> list[dict[str, Any]]:
+    """The first ``epochs`` records of ``history.jsonl`` (a torn last line ignored)."""
+    rows = []
+    path = Path(dirname) / HISTORY
+    if path.exists():
+        with open(path) as f:
+            for line in f:
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError:
+                    break
+                if len(rows) == epochs:
+                    break
+    if len(rows) < epochs:
+        raise ValueError(f"{path} holds {len(rows)} epochs; its checkpoint holds {epochs}.")
+    return rows
+
+
+class RunCheckpoint(Callback):
+    """Checkpoint a ``GMVAEClustering`` training run every epoch, crash-safely, and
+    resume it exactly.
+
+    After every epoch the run's state (weights, optimizer state, training random stream)
+    is written as one atomic checkpoint and the epoch's record appended to
+    ``history.jsonl``. When training begins and the folder holds a checkpoint, the net
+    is put back in that state, with its history, so training continues as the
+    uninterrupted run would have (the same draws, the same numbers): pass
+    ``max_epochs`` = the epochs still to do.
+
+    Parameters
+    ----------
+    dirname : str or path-like
+        The run's folder (created if missing).
+    """
+
+    def __init__(self, dirname: str | os.PathLike) -> None:
+        self.dirname = dirname
+
+    def initialize(self) -> RunCheckpoint:
+        self.folder_ = Path(self.dirname)
+        self.resumed_from_ = 0
+        return self
+
+    def on_train_begin(self, net: Any, **kwargs: Any) -> None:
+        self.folder_.mkdir(parents=True, exist_ok=True)
+        if len(net.history):
+            return  # a net that trained already goes on; nothing to load
+        state = last_checkpoint(self.folder_)
+        if state is None:
+            (self.folder_ / HISTORY).unlink(missing_ok=True)
+            return
+        rows = read_history(self.folder_, int(state["epochs"]))
+        net.load_training_state(state)
+        net.history = History(rows)
+        self.resumed_from_ = len(rows)
+        # Drop records of epochs the checkpoint does not hold (written before a kill).
+        write_bytes_atomic(self.folder_ / HISTORY, "".join(_line(r) for r in rows).encode())
+
+    def on_epoch_end(self, net: Any, **kwargs: Any) -> None:
+        record = history_records(net.history[-1:])[0]
+        with open(self.folder_ / HISTORY, "a") as f:
+            f.write(_line(record))
+            f.flush()
+            os.fsync(f.fileno())
+        state = {"format": FORMAT, "epochs": len(net.history), **net.training_state()}
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        write_bytes_atomic(
+            self.folder_ / CHECKPOINT, buffer.getvalue(), previous=self.folder_ / PREVIOUS
+        )
+
+
+def _line(record: dict[str, Any]) -> str:
+    return json.dumps(record) + "\n"
