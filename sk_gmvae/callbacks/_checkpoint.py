@@ -154,6 +154,13 @@ class RunCheckpoint(Callback):
             return  # a net that trained already goes on; nothing to load
         state = last_checkpoint(self.folder_)
         if state is None:
+            if (self.folder_ / "params.pt").exists():
+                warnings.warn(
+                    f"{self.folder_} holds a checkpoint of an older format (params.pt, "
+                    "history.json), which is not resumed: the run starts over.",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
             (self.folder_ / HISTORY).unlink(missing_ok=True)
             return
         rows = read_history(self.folder_, int(state["epochs"]))
@@ -165,8 +172,8 @@ class RunCheckpoint(Callback):
 
     def on_epoch_end(self, net: Any, **kwargs: Any) -> None:
         record = history_records(net.history[-1:])[0]
-        with open(self.folder_ / HISTORY, "a") as f:
-            f.write(_line(record))
+        with open(self.folder_ / HISTORY, "ab") as f:
+            _write(f, _line(record).encode())
             f.flush()
             os.fsync(f.fileno())
         state = {"format": FORMAT, "epochs": len(net.history), **net.training_state()}

@@ -9,9 +9,12 @@ resumes unfinished ones. :func:`study_reference` gives the study's own logged cu
 
 from __future__ import annotations
 
+import contextlib
 import csv
-import json
 import math
+import signal
+import threading
+import warnings
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from importlib import resources
@@ -19,12 +22,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-from skorch.callbacks import Callback, Checkpoint, LoadInitState
+from skorch.callbacks import Callback
 
 from .._estimator import GMVAEClustering
 from .._model import VARIANTS
-from ..callbacks import ClusteringMonitor, CSVHistoryLogger, read_csv
+from ..callbacks import ClusteringMonitor, CSVHistoryLogger, RunCheckpoint, read_csv
+from ..callbacks._checkpoint import epochs_done
 
 # Runs of the study's published logs (sk_gmvae/data/study_logged_curves.csv) per variant.
 STUDY_RUNS = {"m2": "m2.log.", "modified_m2": "modified_m2_method=relu.log.", "gmvae": "gmvae.log."}
@@ -58,27 +61,62 @@ class _OnEpochEnd(Callback):
         self.fn()
 
 
-class _GeneratorCheckpoint(Callback):
-    """Save the net's training random stream after every epoch and restore it when a
-    run resumes from its checkpoint, so that a resumed run draws what an uninterrupted
-    one would (data order, binarization, noise). Goes after ``LoadInitState``."""
+class StudyInterrupted(Exception):
+    """The study was stopped by a signal (Ctrl-C or SIGTERM) at a safe point.
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    Every run's last checkpoint is complete; rerunning the same study resumes it.
+    ``signum`` is the signal, ``run`` the run that was training and ``epochs`` the
+    epochs its last checkpoint holds.
+    """
 
-    def on_train_begin(self, net: Any, **kwargs: Any) -> None:
-        if len(net.history) and self.path.exists():  # resumed by LoadInitState
-            net.generator_.set_state(torch.load(self.path, weights_only=True))
+    def __init__(self, signum: int, run: str, epochs: int) -> None:
+        self.signum, self.run, self.epochs = signum, run, epochs
+        name = signal.Signals(signum).name
+        super().__init__(
+            f"stopped by {name} during {run}; its last complete checkpoint holds "
+            f"{epochs} epochs. Rerun the same command to resume."
+        )
 
-    def on_epoch_end(self, net: Any, **kwargs: Any) -> None:
-        torch.save(net.generator_.get_state(), self.path)
+
+class _StopWhen(Callback):
+    """End training after the step at which ``requested()`` turns true (skorch ends
+    ``fit`` on ``KeyboardInterrupt``): the last epoch's checkpoint is complete and the
+    unfinished epoch is discarded. (``requested`` is a function, shared and not copied
+    when the estimator copies its callbacks.)"""
+
+    def __init__(self, requested: Callable[[], bool]) -> None:
+        self.requested = requested
+
+    def on_batch_end(self, net: Any, **kwargs: Any) -> None:
+        if self.requested():
+            raise KeyboardInterrupt
 
 
-def _epochs_done(checkpoint_dir: Path) -> int:
-    history = checkpoint_dir / "history.json"
-    if not (history.exists() and (checkpoint_dir / "params.pt").exists()):
-        return 0
-    return len(json.loads(history.read_text()))
+class _Signals:
+    """SIGINT and SIGTERM recorded, rather than raised, inside ``installed()``; a second
+    signal raises ``KeyboardInterrupt`` at once."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+
+    def handle(self, signum: int, frame: Any) -> None:
+        if self.signum is not None:
+            raise KeyboardInterrupt  # asked twice: no more waiting
+        self.signum = signum
+
+    @contextlib.contextmanager
+    def installed(self) -> Any:
+        """Handle the two signals inside the block (main thread only; elsewhere the
+        defaults stay)."""
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+        previous = {s: signal.signal(s, self.handle) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield self
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
 
 
 def run_study(
@@ -134,42 +172,45 @@ def run_study(
     runs = [(v, s) for v in variants for s in seeds]
     bar = tqdm(total=len(runs) * epochs, unit="epoch", disable=not progress, smoothing=0.1)
     histories = {}
-    for variant, seed in runs:
-        name = f"{variant}-seed{seed}"
-        csv_path = out / "histories" / f"{name}.csv"
-        checkpoint_dir = out / "checkpoints" / name
-        done = _epochs_done(checkpoint_dir)
-        bar.update(min(done, epochs))
-        if done < epochs:
-            bar.set_description(name)
-            checkpoint = Checkpoint(
-                monitor=None,
-                dirname=str(checkpoint_dir),
-                f_params="params.pt",
-                f_optimizer="optimizer.pt",
-                f_criterion=None,
-                f_history="history.json",
-            )
-            callbacks = [("test", ClusteringMonitor(X_test, y_test, name="test"))]
-            if X_train_eval is not None:
-                callbacks.append(("train_eval", ClusteringMonitor(X_train_eval, name="train_eval")))
-            callbacks += [
-                ("csv", CSVHistoryLogger(csv_path)),
-                ("checkpoint", checkpoint),
-                ("resume", LoadInitState(checkpoint)),
-                ("random_stream", _GeneratorCheckpoint(checkpoint_dir / "generator.pt")),
-                ("progress", _OnEpochEnd(lambda: bar.update(1))),
-            ]
-            est = GMVAEClustering(
-                variant=variant,
-                random_state=seed,
-                max_epochs=epochs - done,
-                callbacks=callbacks,
-                **params,
-            ).fit(X_train)
-            if prototypes:
-                np.save(out / f"prototypes-{name}.npy", est.cluster_prototypes(8))
-        histories[(variant, seed)] = read_csv(csv_path)[:epochs]
+    stop = _Signals()
+    with stop.installed():
+        for variant, seed in runs:
+            name = f"{variant}-seed{seed}"
+            csv_path = out / "histories" / f"{name}.csv"
+            checkpoint_dir = out / "checkpoints" / name
+            done = epochs_done(checkpoint_dir)
+            bar.update(min(done, epochs))
+            if done < epochs:
+                bar.set_description(name)
+                if done:
+                    tqdm.write(f"{name}: resuming from its checkpoint at epoch {done}")
+                callbacks = [("test", ClusteringMonitor(X_test, y_test, name="test"))]
+                if X_train_eval is not None:
+                    monitor = ClusteringMonitor(X_train_eval, name="train_eval")
+                    callbacks.append(("train_eval", monitor))
+                callbacks += [
+                    ("checkpoint", RunCheckpoint(checkpoint_dir)),
+                    ("csv", CSVHistoryLogger(csv_path)),
+                    ("progress", _OnEpochEnd(lambda: bar.update(1))),
+                    ("stop", _StopWhen(lambda: stop.signum is not None)),
+                ]
+                est = GMVAEClustering(
+                    variant=variant,
+                    random_state=seed,
+                    max_epochs=epochs - done,
+                    callbacks=callbacks,
+                    **params,
+                )
+                with warnings.catch_warnings():
+                    # A stop by signal is reported below, not as a training warning.
+                    warnings.filterwarnings("ignore", "Training was interrupted")
+                    est.fit(X_train)
+                if stop.signum is not None:
+                    bar.close()
+                    raise StudyInterrupted(stop.signum, name, epochs_done(checkpoint_dir))
+                if prototypes:
+                    np.save(out / f"prototypes-{name}.npy", est.cluster_prototypes(8))
+            histories[(variant, seed)] = read_csv(csv_path)[:epochs]
     bar.close()
     return histories
 
