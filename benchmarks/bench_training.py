@@ -30,6 +30,7 @@ import torch
 from sk_gmvae._model import VARIANTS, MixtureVAE
 from sk_gmvae._objective import NegativeELBO
 from sk_gmvae._stacked import StackedMixtureVAE
+from sk_gmvae.callbacks._checkpoint import last_checkpoint
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from reference_elbo import reference_negative_elbo  # noqa: E402  (the tests' oracle)
@@ -173,8 +174,8 @@ def main() -> None:
             compiled = make_step(variant, device, x, compiled=True)
             row["compile_speedup"] = t32 / _time(compiled, device, args.repeats, warmup=5)
         if args.trained:
-            params = Path(args.trained) / f"{variant}-seed0" / "params.pt"
-            state = torch.load(params, map_location=device, weights_only=True)
+            checkpoint = last_checkpoint(Path(args.trained) / f"{variant}-seed0")
+            state = {k: v.to(device) for k, v in checkpoint["module"].items()}
             trained = make_step(variant, device, x, state=state)
             slow = _time(trained, device, args.repeats)
             torch.set_flush_denormal(True)

@@ -110,3 +110,20 @@ def test_reproduce_writes_every_artefact_then_skips_and_resumes(monkeypatch, tmp
     resumed = read_csv(out / "histories" / "gmvae-seed0.csv")
     assert len(resumed) == 3 and resumed[:2] == first
     capsys.readouterr()
+
+
+def test_reproduce_checks_what_it_needs_before_loading_data(monkeypatch, tmp_path, capsys):
+    def no_load(*args, **kwargs):
+        raise AssertionError("nothing is loaded or trained when a requirement is missing")
+
+    monkeypatch.setattr(protocol, "load_mnist", no_load)
+    # matplotlib missing: said at once, exit status 2.
+    monkeypatch.setitem(__import__("sys").modules, "matplotlib", None)
+    assert cli.main([*REPRODUCE, "--out", str(tmp_path / "out")]) == 2
+    assert "matplotlib" in capsys.readouterr().err
+    monkeypatch.undo()
+    monkeypatch.setattr(protocol, "load_mnist", no_load)
+    # An output folder that cannot be made.
+    (tmp_path / "a-file").write_text("")
+    assert cli.main([*REPRODUCE, "--out", str(tmp_path / "a-file" / "out")]) == 2
+    assert "not writable" in capsys.readouterr().err

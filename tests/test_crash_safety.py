@@ -11,11 +11,13 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import pytest
 
 from sk_gmvae.callbacks import read_csv
+from sk_gmvae.callbacks._checkpoint import epochs_done
 
 DRIVER = Path(__file__).with_name("study_driver.py")
 VARIANTS = ("gmvae", "modified_m2")
@@ -60,18 +62,35 @@ def _histories(out: Path) -> dict[str, list[dict]]:
     }
 
 
+def _epochs_logged(out: Path) -> int:
+    return sum(len(p.read_bytes().splitlines()) for p in out.glob("checkpoints/*/history.jsonl"))
+
+
+def _epochs_checkpointed(out: Path) -> int:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a kill between two renames: said, and handled
+        return sum(epochs_done(folder) for folder in out.glob("checkpoints/*"))
+
+
+def _wait_for_training(process: subprocess.Popen, out: Path) -> None:
+    """Until the process has logged an epoch of its own (past start-up), or ended."""
+    before = _epochs_logged(out)
+    deadline = time.monotonic() + 120
+    while _epochs_logged(out) <= before and process.poll() is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+
+
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
+    """The uninterrupted run's histories, and how long its training took."""
     out = tmp_path_factory.mktemp("uninterrupted")
-    start = time.perf_counter()
     process = _start(out)
+    _wait_for_training(process, out)
+    start = time.perf_counter()
     _, err = process.communicate(timeout=300)
     assert process.returncode == 0, err
     return _histories(out), time.perf_counter() - start
-
-
-def _epochs_logged(out: Path) -> int:
-    return sum(len(p.read_bytes().splitlines()) for p in out.glob("checkpoints/*/history.jsonl"))
 
 
 def test_killed_anywhere_resumes_to_the_uninterrupted_history(uninterrupted, tmp_path):
@@ -79,28 +98,32 @@ def test_killed_anywhere_resumes_to_the_uninterrupted_history(uninterrupted, tmp
     rng = random.Random(0)
     kills = int(os.environ.get("SK_GMVAE_KILLS", "4"))
     out = tmp_path / "study"
-    outcomes, resumed = [], []
+    outcomes, resumed, progress = [], [], []
     # Deliberately inside checkpoint and history writes: the k-th write dies half-way.
     for k in (1, 2, 3, 6):
         process = _start(out, SK_GMVAE_TEST_DIE_IN_WRITE=str(k))
         stdout, err = process.communicate(timeout=300)
         outcomes.append(process.returncode)
         resumed.append("resuming from its checkpoint" in stdout)
+        progress.append(_epochs_checkpointed(out))
         assert process.returncode in (137, 0), err  # died as told (or had finished)
-    # At random moments (SIGKILL: no chance to clean up).
+    # At random moments of training (SIGKILL: no chance to clean up).
     for _ in range(kills):
         process = _start(out)
-        time.sleep(rng.uniform(0.3, 1.0) * seconds)
+        _wait_for_training(process, out)
+        time.sleep(rng.uniform(0.0, 0.5) * seconds)
         process.kill()
         stdout, err = process.communicate(timeout=300)
         outcomes.append(process.returncode)
         resumed.append("resuming from its checkpoint" in stdout)
+        progress.append(_epochs_checkpointed(out))
         assert process.returncode in (-signal.SIGKILL, 0), err  # never a crash on resume
     process = _start(out)
     _, err = process.communicate(timeout=300)
     assert process.returncode == 0, err
     assert outcomes.count(137) >= 3  # the write deaths happened
-    assert sum(resumed) >= 3  # reruns went on from their checkpoints, not from scratch
+    # Reruns went on from their checkpoints: no kill ever lost a checkpointed epoch.
+    assert any(resumed) and progress == sorted(progress) and progress[-1] > 0
     assert _histories(out) == expected
     assert (out / "results.md").exists()
 

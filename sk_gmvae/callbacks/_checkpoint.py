@@ -81,46 +81,61 @@ def read_checkpoint(path: Path) -> dict[str, Any] | None:
     return state
 
 
-def last_checkpoint(dirname: str | os.PathLike) -> dict[str, Any] | None:
-    """The newest complete checkpoint in ``dirname`` (the current one, else the previous
-    one, with a warning), or None if there is none."""
-    folder = Path(dirname)
-    current = read_checkpoint(folder / CHECKPOINT)
-    if current is not None:
-        return current
-    previous = read_checkpoint(folder / PREVIOUS)
-    if previous is not None or (folder / CHECKPOINT).exists():
-        what = f"epoch {previous['epochs']}" if previous else "the start"
-        warnings.warn(
-            f"{folder / CHECKPOINT} is missing or unreadable; resuming from {what}.",
-            RuntimeWarning,
-            stacklevel=2,
-        )
-    return previous
-
-
-def epochs_done(dirname: str | os.PathLike) -> int:
-    """Epochs held by the newest complete checkpoint in ``dirname`` (0 if none)."""
-    state = last_checkpoint(dirname)
-    return 0 if state is None else int(state["epochs"])
-
-
-def read_history(dirname: str | os.PathLike, epochs: int) -> list[dict[str, Any]]:
-    """The first ``epochs`` records of ``history.jsonl`` (a torn last line ignored)."""
-    rows = []
+def read_history(dirname: str | os.PathLike, epochs: int) -> list[dict[str, Any]] | None:
+    """The first ``epochs`` records of ``history.jsonl`` (a torn last line ignored), or
+    None if it holds fewer."""
+    rows: list[dict[str, Any]] = []
     path = Path(dirname) / HISTORY
     if path.exists():
-        with open(path) as f:
+        with open(path, "rb") as f:
             for line in f:
+                if len(rows) == epochs:
+                    break
                 try:
                     rows.append(json.loads(line))
                 except json.JSONDecodeError:
                     break
-                if len(rows) == epochs:
-                    break
-    if len(rows) < epochs:
-        raise ValueError(f"{path} holds {len(rows)} epochs; its checkpoint holds {epochs}.")
-    return rows
+    return rows if len(rows) == epochs else None
+
+
+def resume_point(dirname: str | os.PathLike) -> tuple[dict[str, Any], list[dict]] | None:
+    """The newest complete checkpoint in ``dirname`` whose history is complete too, with
+    that history: the current checkpoint, else the previous one (with a warning); None
+    if there is none (a warning says so when files were there)."""
+    folder = Path(dirname)
+    skipped = []
+    for path in (folder / CHECKPOINT, folder / PREVIOUS):
+        state = read_checkpoint(path)
+        rows = None if state is None else read_history(folder, int(state["epochs"]))
+        if rows is not None:
+            if skipped:
+                warnings.warn(
+                    f"{', '.join(skipped)} unusable; resuming from {path.name} "
+                    f"(epoch {state['epochs']}).",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+            return state, rows
+        if path.exists():
+            skipped.append(f"{path} (incomplete or its history is)")
+    if skipped:
+        warnings.warn(
+            f"{', '.join(skipped)} unusable; the run starts over.", RuntimeWarning, stacklevel=2
+        )
+    return None
+
+
+def last_checkpoint(dirname: str | os.PathLike) -> dict[str, Any] | None:
+    """The state of the checkpoint a run in ``dirname`` would resume from (None if
+    none)."""
+    point = resume_point(dirname)
+    return None if point is None else point[0]
+
+
+def epochs_done(dirname: str | os.PathLike) -> int:
+    """Epochs a run in ``dirname`` would resume from (0 if none)."""
+    point = resume_point(dirname)
+    return 0 if point is None else int(point[0]["epochs"])
 
 
 class RunCheckpoint(Callback):
@@ -152,8 +167,8 @@ class RunCheckpoint(Callback):
         self.folder_.mkdir(parents=True, exist_ok=True)
         if len(net.history):
             return  # a net that trained already goes on; nothing to load
-        state = last_checkpoint(self.folder_)
-        if state is None:
+        point = resume_point(self.folder_)
+        if point is None:
             if (self.folder_ / "params.pt").exists():
                 warnings.warn(
                     f"{self.folder_} holds a checkpoint of an older format (params.pt, "
@@ -163,7 +178,7 @@ class RunCheckpoint(Callback):
                 )
             (self.folder_ / HISTORY).unlink(missing_ok=True)
             return
-        rows = read_history(self.folder_, int(state["epochs"]))
+        state, rows = point
         net.load_training_state(state)
         net.history = History(rows)
         self.resumed_from_ = len(rows)

@@ -13,6 +13,7 @@ import contextlib
 import csv
 import math
 import signal
+import sys
 import threading
 import warnings
 from collections import defaultdict
@@ -184,6 +185,7 @@ def run_study(
                 bar.set_description(name)
                 if done:
                     tqdm.write(f"{name}: resuming from its checkpoint at epoch {done}")
+                    sys.stdout.flush()
                 callbacks = [("test", ClusteringMonitor(X_test, y_test, name="test"))]
                 if X_train_eval is not None:
                     monitor = ClusteringMonitor(X_train_eval, name="train_eval")

@@ -1,0 +1,79 @@
+"""RunCheckpoint: crash-safe checkpoints of a fit, and exact resume (in-process)."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import load_digits
+
+from sk_gmvae import GMVAEClustering
+from sk_gmvae.callbacks import RunCheckpoint, history_records
+from sk_gmvae.callbacks._checkpoint import CHECKPOINT, HISTORY, PREVIOUS, epochs_done
+
+SMALL = dict(latent_dim=2, hidden_layer_sizes=(16,), batch_size=64, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def X():
+    return load_digits().data[:200] / 16.0
+
+
+def _fit(X, folder, epochs):
+    callbacks = [RunCheckpoint(folder)]
+    return GMVAEClustering(3, max_epochs=epochs, callbacks=callbacks, **SMALL).fit(X)
+
+
+def _records(est):
+    return [{k: v for k, v in row.items() if k != "dur"} for row in history_records(est.history_)]
+
+
+@pytest.fixture(scope="module")
+def straight(X, tmp_path_factory):
+    return _fit(X, tmp_path_factory.mktemp("straight"), 4)
+
+
+def _same_model(a, b):
+    for p, q in zip(a.net_.module_.parameters(), b.net_.module_.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=0, atol=0)
+
+
+def test_resumed_fit_equals_an_uninterrupted_one(X, straight, tmp_path):
+    _fit(X, tmp_path, 2)
+    assert epochs_done(tmp_path) == 2
+    resumed = _fit(X, tmp_path, 2)  # the 2 epochs still to do
+    assert resumed.n_iter_ == 4 and _records(resumed) == _records(straight)
+    _same_model(resumed, straight)
+    # On disk: one line per epoch, per-epoch values only.
+    lines = (tmp_path / HISTORY).read_text().splitlines()
+    assert len(lines) == 4 and all("batches" not in json.loads(line) for line in lines)
+
+
+def test_a_damaged_checkpoint_falls_back_to_the_previous_one(X, straight, tmp_path):
+    _fit(X, tmp_path, 3)
+    data = (tmp_path / CHECKPOINT).read_bytes()
+    (tmp_path / CHECKPOINT).write_bytes(data[: len(data) // 3])  # torn
+    with pytest.warns(RuntimeWarning, match="resuming from checkpoint.prev.pt"):
+        assert epochs_done(tmp_path) == 2
+    with pytest.warns(RuntimeWarning, match="epoch 2"):
+        resumed = _fit(X, tmp_path, 2)
+    assert _records(resumed) == _records(straight)
+    _same_model(resumed, straight)
+
+
+def test_history_lines_beyond_the_checkpoint_are_dropped(X, straight, tmp_path):
+    _fit(X, tmp_path, 2)
+    with open(tmp_path / HISTORY, "a") as f:  # killed after logging epoch 3, half a line
+        f.write('{"epoch": 3, "train_lo')
+    resumed = _fit(X, tmp_path, 2)
+    assert _records(resumed) == _records(straight)
+
+
+def test_nothing_usable_starts_over_with_a_warning(X, straight, tmp_path):
+    _fit(X, tmp_path, 2)
+    for name in (CHECKPOINT, PREVIOUS):
+        (tmp_path / name).write_bytes(b"garbage")
+    with pytest.warns(RuntimeWarning, match="starts over"):
+        fresh = _fit(X, tmp_path, 4)
+    assert _records(fresh) == _records(straight)
+    np.testing.assert_array_equal(fresh.labels_, straight.labels_)
