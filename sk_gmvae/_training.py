@@ -16,9 +16,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from skorch.callbacks import EarlyStopping, GradientNormClipping, ProgressBar
+from skorch.callbacks import EarlyStopping, GradientNormClipping, LRScheduler, ProgressBar
+from torch.optim.lr_scheduler import ExponentialLR
 
 from ._guard import DivergenceGuard
+from ._inference import posterior
 from ._model import MixtureVAE
 from ._net import MixtureVAENet, TensorBatches
 from ._objective import NegativeELBO
@@ -28,6 +30,7 @@ from ._stacked import (
     StackedMixtureVAENet,
     StackedTensorBatches,
 )
+from .metrics import conditional_entropy, mutual_information
 
 SEED_MAX = np.iinfo(np.int32).max
 
@@ -83,6 +86,11 @@ def build_net(
     if params["max_grad_norm"] is not None:
         clipping = StackedGradientNormClipping if stacked else GradientNormClipping
         callbacks.append(("grad_clip", clipping(params["max_grad_norm"])))
+    if params["learning_rate_decay"] != 1.0:
+        # lr after epoch e = learning_rate * decay ** (e / max_epochs): exponential,
+        # down to learning_rate * decay at the end, whatever the number of epochs.
+        gamma = params["learning_rate_decay"] ** (1.0 / params["max_epochs"])
+        callbacks.append(("lr_scheduler", LRScheduler(ExponentialLR, gamma=gamma)))
     if params["tol"] is not None:
         stopping = EarlyStopping(
             monitor="train_loss",
@@ -253,7 +261,47 @@ class Restarts:
         return [train_run(self.net(seed), X) for seed in self.seeds]
 
 
-def keep_best(runs: Sequence[Run]) -> Run:
-    """The run with the highest final training ELBO (a NaN bound ranks lowest; the first
-    of equals)."""
-    return max(runs, key=lambda run: np.nan_to_num(run.final_elbo, nan=-np.inf))
+RESTART_CRITERIA = ("elbo", "entropy", "mutual_information")
+
+
+def restart_scores(run: Run, X: np.ndarray) -> dict[str, float]:
+    """What ``keep_best`` can rank a run by: its final training ELBO, and H(Y|X) and
+    I(X; Y) of its q(y|x) on the training rows X (float64 inference, eval mode)."""
+    module = copy.deepcopy(run.net.module_).to(torch.float64).eval()
+    proba = posterior(module, X, torch.float64)
+    return {
+        "seed": int(run.net.random_state),
+        "lower_bound": run.final_elbo,
+        "conditional_entropy": conditional_entropy(proba),
+        "mutual_information": mutual_information(proba),
+    }
+
+
+def keep_best(
+    runs: Sequence[Run], criterion: str = "elbo", X: np.ndarray | None = None
+) -> tuple[Run, list[dict[str, float]]]:
+    """The run to keep, and every run's scores (``restart_scores``; with one run or
+    without X, the lower bound alone).
+
+    ``criterion`` ranks the runs: ``"elbo"``, the highest final training ELBO;
+    ``"entropy"``, the lowest H(Y|X) (the most confident assignments);
+    ``"mutual_information"``, the highest I(X; Y) = H(Y) - H(Y|X) (confident *and*
+    evenly used clusters, so never a run that put every row in one cluster). A run
+    without a complete epoch (a NaN bound) ranks lowest; the first of equals wins.
+    """
+    if len(runs) == 1 or X is None:
+        scores = [{"seed": int(r.net.random_state), "lower_bound": r.final_elbo} for r in runs]
+        criterion = "elbo"
+    else:
+        scores = [restart_scores(run, X) for run in runs]
+    rank = {
+        "elbo": lambda s: s["lower_bound"],
+        "entropy": lambda s: -s["conditional_entropy"],
+        "mutual_information": lambda s: s["mutual_information"],
+    }[criterion]
+
+    def key(i: int) -> tuple[bool, float]:
+        trained = not np.isnan(scores[i]["lower_bound"])
+        return trained, np.nan_to_num(rank(scores[i]), nan=-np.inf)
+
+    return runs[max(range(len(runs)), key=key)], scores

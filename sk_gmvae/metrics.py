@@ -20,6 +20,7 @@ __all__ = [
     "clustering_report",
     "conditional_entropy",
     "hungarian_accuracy",
+    "mutual_information",
 ]
 
 
@@ -101,6 +102,36 @@ def conditional_entropy(proba: np.ndarray) -> float:
     if proba.ndim != 2:
         raise ValueError(f"proba must be 2-D (n_samples, n_clusters), got shape {proba.shape}.")
     return float(entr(proba).sum(axis=1).mean())
+
+
+def mutual_information(proba: np.ndarray) -> float:
+    """Mutual information between x and its cluster under the posteriors, in nats:
+
+        I(X; Y) = H(Y) - H(Y|X),  H(Y) the entropy of the mean posterior mean_x q(y|x).
+
+    High when each row is assigned confidently (low H(Y|X)) *and* the clusters are used
+    evenly (high H(Y)): 0 both for uniform posteriors and for every row in one cluster.
+
+    Parameters
+    ----------
+    proba : array-like of shape (n_samples, n_clusters)
+        Rows of probabilities, e.g. ``predict_proba(X)``.
+
+    Returns
+    -------
+    mi : float
+        In [0, ln n_clusters].
+
+    Examples
+    --------
+    >>> round(mutual_information([[1.0, 0.0], [0.0, 1.0]]), 4)  # ln 2
+    0.6931
+    >>> mutual_information([[1.0, 0.0], [1.0, 0.0]])
+    0.0
+    """
+    proba = np.asarray(proba, dtype=np.float64)
+    marginal = float(entr(proba.mean(axis=0)).sum()) if proba.size else 0.0
+    return max(0.0, marginal - conditional_entropy(proba))
 
 
 def clustering_report(

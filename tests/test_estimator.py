@@ -133,7 +133,9 @@ def test_warm_start_continues_training(blobs):
 
 def test_n_init_keeps_best_final_elbo(blobs):
     X, _ = blobs
-    est = GMVAEClustering(3, n_init=3, stack_restarts=False, random_state=0, **SMALL).fit(X)
+    est = GMVAEClustering(
+        3, n_init=3, stack_restarts=False, restart_selection="elbo", random_state=0, **SMALL
+    ).fit(X)
     # The kept run's bound is the best of the three runs' bounds, and they differ.
     bounds = [n.history[-1, "train_elbo"] for n in _nets_of(est, X)]
     assert len(set(bounds)) == 3
@@ -436,3 +438,48 @@ def test_fit_outcome_when_interrupted_and_when_tol_stops(blobs):
     assert stopped.converged_ is True and stopped.n_iter_ == 3
     ran = GMVAEClustering(3, random_state=0, **SMALL).fit(X)
     assert ran.converged_ is False and ran.n_iter_ == 5
+
+
+@pytest.mark.parametrize("criterion", ["entropy", "mutual_information"])
+def test_n_init_keeps_the_restart_ranked_best_by_the_criterion(blobs, criterion):
+    from sk_gmvae.metrics import conditional_entropy, mutual_information
+
+    X, _ = blobs
+    params = dict(n_init=3, stack_restarts=False, random_state=0, **SMALL)
+    est = GMVAEClustering(3, restart_selection=criterion, **params).fit(X)
+    scores = [
+        r[criterion if criterion != "entropy" else "conditional_entropy"] for r in est.restarts_
+    ]
+    assert len(scores) == 3 and len(set(scores)) == 3
+    best = int(np.argmin(scores) if criterion == "entropy" else np.argmax(scores))
+    assert est.net_.random_state == est.restarts_[best]["seed"]
+    # The scores are those of the kept model's q(y|x) on the training data.
+    proba = est.predict_proba(X)
+    kept = est.restarts_[best]
+    assert kept["conditional_entropy"] == pytest.approx(conditional_entropy(proba), abs=1e-9)
+    assert kept["mutual_information"] == pytest.approx(mutual_information(proba), abs=1e-9)
+
+
+def test_mutual_information_never_keeps_a_collapsed_restart(monkeypatch):
+    import sk_gmvae._training as training
+
+    # A restart that put every row in one cluster: H(Y|X) = 0, and the best ELBO.
+    scores = {
+        "collapsed": {"lower_bound": -5.0, "conditional_entropy": 0.0, "mutual_information": 0.0},
+        "good": {"lower_bound": -6.0, "conditional_entropy": 0.2, "mutual_information": 0.9},
+    }
+    monkeypatch.setattr(training, "restart_scores", lambda run, X: scores[run])
+    runs, X = ["collapsed", "good"], np.zeros((1, 1))
+    assert training.keep_best(runs, "mutual_information", X)[0] == "good"
+    assert training.keep_best(runs, "entropy", X)[0] == "collapsed"
+    assert training.keep_best(runs, "elbo", X)[0] == "collapsed"
+
+
+def test_learning_rate_decays_exponentially_to_the_asked_ratio(blobs):
+    X, _ = blobs
+    est = GMVAEClustering(3, learning_rate=1e-2, learning_rate_decay=0.1, random_state=0, **SMALL)
+    est.fit(X)
+    lrs = [group["lr"] for group in est.net_.optimizer_.param_groups]
+    assert lrs == pytest.approx([1e-3] * len(lrs))  # 1e-2 * 0.1 after max_epochs=5
+    constant = GMVAEClustering(3, learning_rate=1e-2, random_state=0, **SMALL).fit(X)
+    assert constant.net_.optimizer_.param_groups[0]["lr"] == 1e-2
