@@ -45,14 +45,16 @@ class GMVAEClustering(ClusterMixin, BaseEstimator):
     ----------
     n_clusters : int, default=10
         Number of clusters K (values of y).
-    variant : {"gmvae", "modified_m2", "m2"}, default="gmvae"
+    variant : {"gmvae", "modified_m2", "m2", "vade"}, default="gmvae"
         The generative model. ``"gmvae"``: p(y) p(z|y) p(x|z) with a learned Gaussian
         N(mu_y, sigma2_y) per cluster (clusters best). ``"modified_m2"``: p(y) p(z)
         p(x|y, z) whose first decoder layer is ``ReLU(mu_y + sqrt(sigma2_y) * z)``.
         ``"m2"``: Kingma et al.'s M2 without labels, p(y) p(z) p(x|y, z) with decoder input
         ``[z, onehot(y)]``; its q(y|x) is known to collapse to uniform (H(Y|X) -> ln K),
-        so it clusters no better than chance. All share the inference networks q(y|x) and
-        q(z|x, y).
+        so it clusters no better than chance. These three share the inference networks
+        q(y|x) and q(z|x, y). ``"vade"``: VaDE (Jiang et al., 2017), the GMVAE's
+        generative model with learned mixture weights p(y) = pi, one Gaussian q(z|x),
+        and q(y|x) the mixture's responsibilities p(y|z) (no q(y|x) network).
     latent_dim : int, default=64
         Dimension of z.
     hidden_layer_sizes : int or tuple of int, default=(512, 512)
@@ -528,6 +530,8 @@ class GMVAEClustering(ClusterMixin, BaseEstimator):
     def sample(self, n_samples: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """Draw rows from the fitted generative model: y ~ p(y), z ~ p(z|y), x ~ p(x|z, y).
 
+        p(y) is uniform, except for ``variant="vade"`` (its learned weights).
+
         Parameters
         ----------
         n_samples : int, default=1
@@ -543,9 +547,11 @@ class GMVAEClustering(ClusterMixin, BaseEstimator):
         check_is_fitted(self)
         _check_positive_int(n_samples, "n_samples")
         rng = check_random_state(self.random_state)
-        counts = rng.multinomial(n_samples, np.full(self.n_clusters, 1.0 / self.n_clusters))
-        labels = np.repeat(np.arange(self.n_clusters), counts)
         module = self._inference_module_
+        with torch.no_grad():
+            weights = module.log_prior_y().exp().cpu().numpy()  # p(y): 1/K, or VaDE's pi
+        counts = rng.multinomial(n_samples, weights / weights.sum())
+        labels = np.repeat(np.arange(self.n_clusters), counts)
         with torch.inference_mode():
             shape = (n_samples, module.latent_dim)
             eps, generator = seeded_normal(module, shape, rng.randint(SEED_MAX), torch.float64)

@@ -13,7 +13,13 @@ and differ only in how y enters the generative model:
     ``m2``          N(0, I)           W [z; onehot(y)] + b
     ``modified_m2`` N(0, I)           mu_y + sqrt(sigma2_y) * z   (per-cluster scale)
     ``gmvae``       N(mu_y, sigma2_y) W z + b                      (y only via the prior)
+    ``vade``        N(mu_y, sigma2_y) W z + b, with learned p(y) = pi (see below)
     ==============  ================  ==========================================
+
+VaDE (Jiang et al., 2017) has the GMVAE's generative model with learned mixture weights
+pi, but one Gaussian q(z|x) (no y in the encoder) and no q(y|x) network: q(y|x) is the
+mixture's responsibility of the sampled z, p(y|z) = pi_y N(z; mu_y, sigma2_y) / sum.
+Its ELBO is the same sum over y, with z_y = z for every y and KL(q(y|x) || pi).
 
 Each first layer is followed by a ReLU and the remaining hidden layers. In the modified
 M2 the per-cluster affine map of z *replaces* the first hidden layer (as in the study's
@@ -25,6 +31,7 @@ as tensors with a cluster axis of length K, so the ELBO can sum over y exactly.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -33,7 +40,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.distributions import Normal
 
-VARIANTS = ("m2", "modified_m2", "gmvae")
+VARIANTS = ("m2", "modified_m2", "gmvae", "vade")
 LIKELIHOODS = ("bernoulli", "gaussian")
 
 # Smallest observation variance of the Gaussian likelihood; keeps log p(x|z) bounded on
@@ -44,7 +51,7 @@ _MIN_OBS_VARIANCE = 1e-3
 class ModelOutput(NamedTuple):
     """Everything the ELBO needs for a batch of n rows, with y summed out later.
 
-    ``qy_logits`` is (n, K); the three log-densities are (n, K), one column per value of
+    ``qy_logits`` is (n, K); the four log-densities are (n, K), one column per value of
     y, each evaluated at the single reparameterized sample z_y ~ q(z|x, y).
     """
 
@@ -52,6 +59,7 @@ class ModelOutput(NamedTuple):
     log_px: Tensor  # log p(x | z_y, y)
     log_pz: Tensor  # log p(z_y | y)
     log_qz: Tensor  # log q(z_y | x, y)
+    log_py: Tensor  # log p(y): -ln K, or VaDE's learned log pi_y
 
 
 def _positive(var: Tensor) -> Tensor:
@@ -237,9 +245,15 @@ class MixtureVAE(nn.Module):
         self.binarize = binarize and likelihood == "bernoulli"
         self.min_variance = min_variance
 
-        # Inference networks, shared by all variants.
-        self.qy = nn.Sequential(Linear(D, H[0]), _relu_stack(H), Linear(H[-1], K))
-        self.qz_first = OneHotConcatLinear(D, K, H[0])
+        # Inference networks, shared by all variants but VaDE, whose q(z|x) ignores y and
+        # whose q(y|x) is the prior's responsibility p(y|z).
+        if variant == "vade":
+            self.qy: nn.Module | None = None
+            self.qz_first: nn.Module = Linear(D, H[0])
+            self.log_weights = nn.Parameter(torch.zeros(K))  # pi = softmax(log_weights)
+        else:
+            self.qy = nn.Sequential(Linear(D, H[0]), _relu_stack(H), Linear(H[-1], K))
+            self.qz_first = OneHotConcatLinear(D, K, H[0])
         self.qz_hidden = _relu_stack(H)
         self.qz_mean = Linear(H[-1], L)
         self.qz_var = Linear(H[-1], L)
@@ -253,7 +267,7 @@ class MixtureVAE(nn.Module):
             self.prior = StandardNormal()
             self.dec_first = ClusterGaussian(K, L, min_variance)
             dec_sizes = [L, *H[1:]]
-        else:  # gmvae
+        else:  # gmvae, vade
             self.prior = ClusterGaussian(K, L, min_variance)
             self.dec_first = Linear(L, H[0])
             dec_sizes = H
@@ -275,12 +289,25 @@ class MixtureVAE(nn.Module):
     # Network outputs are cast back to the input's dtype, so that under reduced-precision
     # autocast only the layers run in bf16 while every density is computed in float32.
 
+    def log_prior_y(self) -> Tensor:
+        """log p(y), shape (K,): -ln K (uniform), or VaDE's learned log pi."""
+        if self.qy is None:
+            return torch.log_softmax(self.log_weights, -1)
+        return self.qz_mean.weight.new_full((self.n_clusters,), -math.log(self.n_clusters))
+
+    def responsibilities(self, z: Tensor) -> Tensor:
+        """VaDE's q(y|x) logits at z (n, L): log pi_y + log N(z; mu_y, sigma2_y), (n, K)."""
+        return self.log_prior_y().to(z.dtype) + self.prior.log_prob(z.unsqueeze(-2))
+
     def encode_y(self, x: Tensor) -> Tensor:
-        """Logits of q(y|x), shape (n, K)."""
+        """Logits of q(y|x), shape (n, K); for VaDE the responsibilities at E[z|x]."""
+        if self.qy is None:
+            return self.responsibilities(self.encode_z(x)[0][..., 0, :])
         return self.qy(x).to(x.dtype)
 
     def encode_z(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """Mean and variance of q(z|x, y) for every y, each (n, K, L)."""
+        """Mean and variance of q(z|x, y) for every y, each (n, K, L); (n, 1, L) for
+        VaDE, whose q(z|x) does not depend on y."""
         h = self.qz_hidden(self.qz_first(x.unsqueeze(-2)))
         var = _positive(F.softplus(self.qz_var(h).to(x.dtype)) + self.min_variance)
         return self.qz_mean(h).to(x.dtype), var
@@ -297,8 +324,11 @@ class MixtureVAE(nn.Module):
         q(y|x)'s output layer, of the one-hot columns of ``OneHotConcatLinear`` layers and
         of the ``ClusterGaussian`` tables."""
         order = torch.as_tensor(order, dtype=torch.long)
-        head = f"qy.{len(self.qy) - 1}"
-        axes = {f"{head}.weight": (0, order), f"{head}.bias": (0, order)}
+        if self.qy is None:  # VaDE: the mixture weights
+            axes = {"log_weights": (0, order)}
+        else:
+            head = f"qy.{len(self.qy) - 1}"
+            axes = {f"{head}.weight": (0, order), f"{head}.bias": (0, order)}
         for prefix, module in self.named_modules():
             if isinstance(module, OneHotConcatLinear | ClusterGaussian):
                 for name, axis in module.cluster_axes(order).items():
@@ -333,12 +363,18 @@ class MixtureVAE(nn.Module):
         if eps is None:
             eps = torch.randn_like(z_mean)
         z_std = z_var.sqrt()
-        z = z_mean + z_std * eps
+        z = z_mean + z_std * eps[..., : z_mean.shape[-2], :]  # VaDE: one z, for every y
+        log_pz = self.prior.log_prob(z)  # (n, K)
+        if self.qy is None:
+            qy_logits = self.responsibilities(z[..., 0, :])
+        else:
+            qy_logits = self.encode_y(x)
         return ModelOutput(
-            qy_logits=self.encode_y(x),
-            log_px=self.likelihood.log_prob(self.decode(z), x.unsqueeze(-2)),
-            log_pz=self.prior.log_prob(z),
-            log_qz=Normal(z_mean, z_std, validate_args=False).log_prob(z).sum(-1),
+            qy_logits=qy_logits,
+            log_px=self.likelihood.log_prob(self.decode(z), x.unsqueeze(-2)).expand_as(log_pz),
+            log_pz=log_pz,
+            log_qz=Normal(z_mean, z_std, validate_args=False).log_prob(z).sum(-1).expand_as(log_pz),
+            log_py=self.log_prior_y().to(log_pz.dtype).expand_as(log_pz),
         )
 
     def generate(self, eps: Tensor) -> Tensor:

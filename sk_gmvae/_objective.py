@@ -15,7 +15,6 @@ which is the negative ELBO for beta = eta = 1, entropy_weight = 0 (the defaults)
 
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 from torch import Tensor, nn
@@ -30,7 +29,7 @@ class ELBOTerms(NamedTuple):
     reconstruction: Tensor  # E_q(y|x) [log p(x|z_y, y)]
     kl_z: Tensor  # E_q(y|x) [log q(z_y|x, y) - log p(z_y|y)]
     kl_y: Tensor  # KL(q(y|x) || p(y))
-    entropy: Tensor  # H(q(y|x)) = ln K - kl_y
+    entropy: Tensor  # H(q(y|x)) (= ln K - kl_y for a uniform p(y))
 
     @property
     def elbo(self) -> Tensor:
@@ -41,10 +40,11 @@ def elbo_terms(out: ModelOutput) -> ELBOTerms:
     """Sum y out of the model's (n, K) terms, weighting each column by q(y|x)."""
     qy = Categorical(logits=out.qy_logits, validate_args=False)
     entropy = qy.entropy()
+    # KL(q(y|x) || p(y)) = sum_y q (log q - log p(y)); ln K - H(q) for a uniform p(y).
     return ELBOTerms(
         reconstruction=(qy.probs * out.log_px).sum(-1),
         kl_z=(qy.probs * (out.log_qz - out.log_pz)).sum(-1),
-        kl_y=math.log(out.qy_logits.shape[-1]) - entropy,
+        kl_y=(qy.probs * (qy.logits - out.log_py)).sum(-1),
         entropy=entropy,
     )
 

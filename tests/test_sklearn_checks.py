@@ -15,7 +15,7 @@ CHECKED = [
         batch_size=25,
         learning_rate=1e-2,
     )
-    for variant in ("gmvae", "modified_m2", "m2")
+    for variant in ("gmvae", "modified_m2", "m2", "vade")
 ]
 
 

@@ -26,10 +26,11 @@ import numpy as np
 from skorch.callbacks import Callback
 
 from .._estimator import GMVAEClustering
-from .._model import VARIANTS
 from ..callbacks import ClusteringMonitor, CSVHistoryLogger, RunCheckpoint, read_csv
 from ..callbacks._checkpoint import epochs_done
 
+# The study's three models (VaDE, also in the package, is not one of them).
+VARIANTS = ("m2", "modified_m2", "gmvae")
 # Runs of the study's published logs (sk_gmvae/data/study_logged_curves.csv) per variant.
 STUDY_RUNS = {"m2": "m2.log.", "modified_m2": "modified_m2_method=relu.log.", "gmvae": "gmvae.log."}
 # Our history keys for the study's columns (t_* on the test set, tr_* on 10k train rows).
