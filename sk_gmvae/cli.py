@@ -10,6 +10,9 @@ import math
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
 
 from . import GMVAEClustering, __version__
 from ._model import VARIANTS
@@ -74,7 +77,46 @@ def _mnist(args: argparse.Namespace) -> int:
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)
+    if args.plots:
+        for path in _write_plots(est, X_test, y_test, proba, args):
+            print(f"wrote {path}")
     return 0
+
+
+def _write_plots(
+    est: GMVAEClustering,
+    X: np.ndarray,
+    y: np.ndarray,
+    proba: np.ndarray,
+    args: argparse.Namespace,
+) -> list[Path]:
+    """The test set's figures: prototypes and most typical images per cluster (rows
+    labelled with size and majority class), the confusion matrix, the latent PCA view."""
+    from .study.plots import (
+        cluster_summary,
+        plot_cluster_examples,
+        plot_confusion,
+        plot_latent,
+        plot_prototypes,
+    )
+
+    out = Path(args.plots)
+    out.mkdir(parents=True, exist_ok=True)
+    labels = proba.argmax(axis=1)
+    sizes, majority = cluster_summary(labels, y, est.n_clusters)
+    title = f"{args.variant}, K={args.n_clusters}, {est.n_iter_} epochs, seed {args.seed}"
+    return [
+        plot_prototypes(
+            est.cluster_prototypes(8),
+            out / "prototypes.png",
+            sizes=sizes,
+            majority=majority,
+            title=f"decoded prototypes; {title}",
+        ),
+        plot_cluster_examples(X, proba, out / "examples.png", title=f"test images; {title}"),
+        plot_confusion(y, labels, out / "confusion.png", est.n_clusters, title=title),
+        plot_latent(est.transform(X), labels, out / "latent.png", title=f"latent PCA; {title}"),
+    ]
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -186,6 +228,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="seed of training and of the test binarization",
     )
     mnist.add_argument("--json", default=None, help="also write the results to this file")
+    mnist.add_argument(
+        "--plots",
+        default=None,
+        metavar="DIR",
+        help="also write figures of the test set to DIR (needs matplotlib): prototypes, "
+        "typical images, confusion matrix, latent PCA",
+    )
     mnist.set_defaults(run=_mnist)
 
     rep = commands.add_parser(

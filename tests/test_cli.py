@@ -185,3 +185,20 @@ def test_mnist_options_reach_the_estimator(monkeypatch, tmp_path):
     assert cli.main(argv) == 0
     assert fitted["hidden_layer_sizes"] == (8, 4) and fitted["batch_size"] == 20
     assert fitted["learning_rate"] == 0.01
+
+
+def test_mnist_plots_option_writes_the_figures(monkeypatch, tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    rng = np.random.default_rng(0)
+
+    def fake_load(subset, return_X_y, data_home):
+        n = 60 if subset == "train" else 40
+        return rng.random((n, 784), dtype=np.float32), rng.integers(0, 10, n)
+
+    monkeypatch.setattr(protocol, "load_mnist", fake_load)
+    argv = ["mnist", "--epochs", "1", "--latent-dim", "3", "--n-clusters", "3", "--hidden", "8"]
+    assert cli.main([*argv, "--plots", str(tmp_path / "figs")]) == 0
+    names = {"prototypes.png", "examples.png", "confusion.png", "latent.png"}
+    assert {p.name for p in (tmp_path / "figs").iterdir()} == names
+    out = capsys.readouterr().out
+    assert all(f"figs/{name}" in out for name in names)
