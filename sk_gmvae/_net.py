@@ -17,6 +17,11 @@ from skorch.utils import to_tensor
 from ._objective import elbo_terms
 
 
+def _base(dataset: Any) -> Any:
+    """The dataset a ``Subset`` is taken from, or the dataset itself."""
+    return dataset.dataset if isinstance(dataset, torch.utils.data.Subset) else dataset
+
+
 def dataset_tensor(dataset: Any) -> torch.Tensor:
     """The X tensor of a skorch ``Dataset``, or its rows in a ``Subset`` of one (the
     parts that ``ValidSplit`` makes)."""
@@ -142,15 +147,15 @@ class MixtureVAENet(NeuralNet):
         self.generator_ = self._generators(1, self.device)
         return self
 
-    def validation_step(self, batch: Any, **fit_params: Any) -> dict:
-        # The validation rows' binarization and noise come from a third stream of
-        # ``random_state``, anew each epoch: training's stream and the global RNG are
-        # left as they would be without a split.
-        if not hasattr(self, "valid_generator_"):
-            self.valid_generator_ = self._generators(2, self.device)
-        self._eval_generator = self.valid_generator_
+    def run_single_epoch(self, iterator: Any, training: bool, *args: Any, **kwargs: Any) -> None:
+        if training:
+            return super().run_single_epoch(iterator, training, *args, **kwargs)
+        # The validation rows' noise of z comes from a third stream of ``random_state``,
+        # restarted every epoch: the same noise each epoch (epochs' valid_elbo differ by
+        # the model only), and training's stream and the global RNG are untouched.
+        self._eval_generator = self._generators(2, self.device)
         try:
-            return super().validation_step(batch, **fit_params)
+            return super().run_single_epoch(iterator, training, *args, **kwargs)
         finally:
             self._eval_generator = None
 
@@ -172,7 +177,7 @@ class MixtureVAENet(NeuralNet):
         state = super().__getstate__()
         # Device-bound generator and compiled code: rebuilt on unpickling.
         state.pop("generator_", None)
-        state.pop("valid_generator_", None)
+        state.pop("_eval_generator", None)
         state.pop("forward_", None)
         return state
 
@@ -189,7 +194,9 @@ class MixtureVAENet(NeuralNet):
 
     def get_iterator(self, dataset: Any, training: bool = False) -> Any:
         if not training:
-            if self.iterator_valid is torch.utils.data.DataLoader:  # the default
+            default = self.iterator_valid is torch.utils.data.DataLoader
+            if default and isinstance(getattr(_base(dataset), "X", None), torch.Tensor):
+                # The validation rows (a Subset of the training tensor): index slices too.
                 kwargs = {"batch_size": self.batch_size, **self.get_params_for("iterator_valid")}
                 return TensorBatches(dataset, **{**kwargs, "shuffle": False})
             return super().get_iterator(dataset, training)

@@ -244,3 +244,26 @@ def test_progress_bar_on_a_terminal_counts_every_epoch(blobs):
     kept = dict(est.net_.callbacks_)["bar"]
     assert kept.bar_ is None and kept.done_ == 5
     pickle.dumps(est)  # no stream is kept in the net
+
+
+def test_verbose_1_with_stacked_restarts_shows_the_best_elbo(blobs, capsys):
+    X, _ = blobs
+    params = dict(n_init=2, stack_restarts=True, verbose=1, random_state=0, **SMALL)
+    est = GMVAEClustering(3, **params).fit(X)
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    # the kept restart is the one with the best final ELBO
+    assert last.startswith("training: epoch 5/5") and f"elbo {est.lower_bound_:.2f}" in last
+
+
+def test_validation_noise_is_the_same_every_epoch(blobs):
+    """With a learning rate too small to move the weights, valid_elbo repeats exactly:
+    each epoch's validation draws the same noise (only the model changes it)."""
+    X, _ = blobs
+    est = GMVAEClustering(
+        3, random_state=0, validation_fraction=0.2, learning_rate=1e-12, **SMALL
+    ).fit(X)
+    values = est.history_[:, "valid_elbo"]
+    assert len(set(values)) == 1 and np.isfinite(values[0])
+    # skorch's own inference path still takes numpy arrays as well as tensors
+    batches = list(est.net_.forward_iter(X.astype(np.float32), device=None))
+    assert sum(len(out.qy_logits) for out in batches) == 120

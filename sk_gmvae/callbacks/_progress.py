@@ -6,6 +6,7 @@ import sys
 import time
 from typing import Any, TextIO
 
+import numpy as np
 from skorch.callbacks import Callback
 from tqdm.auto import tqdm
 
@@ -13,9 +14,10 @@ from tqdm.auto import tqdm
 class FitProgressBar(Callback):
     """One bar over all the epochs of a training run (``GMVAEClustering(verbose=1)``).
 
-    On a terminal a tqdm bar shows the epochs done, the last epoch's mean ELBO and the
-    time left (ETA); on anything else (a log file, a pipe, CI) tqdm's carriage returns
-    would garble the log, so a plain line is written every ``log_every`` of the run
+    On a terminal a tqdm bar shows the epochs done, the last epoch's mean ELBO (with
+    stacked restarts, the best restart's) and the time left (ETA); on anything else (a
+    log file, a pipe, CI) tqdm's carriage returns would garble the log, so a plain line
+    is written every ``log_every`` of the run
     instead: ``epoch 10/100  elbo -97.31  elapsed 0:12  left 1:48``.
 
     Parameters
@@ -49,7 +51,8 @@ class FitProgressBar(Callback):
 
     def on_epoch_end(self, net: Any, **kwargs: Any) -> None:
         self.done_ += 1
-        elbo = net.history[-1].get("train_elbo", float("nan"))
+        # Stacked restarts record one ELBO per restart: show the best.
+        elbo = float(np.nanmax(np.atleast_1d(net.history[-1].get("train_elbo", np.nan))))
         if self.bar_ is not None:
             self.bar_.set_postfix(elbo=f"{elbo:.2f}", refresh=False)
             self.bar_.update(1)
