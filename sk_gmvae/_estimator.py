@@ -8,19 +8,33 @@ from numbers import Integral, Real
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, ClusterMixin, _fit_context
+from sklearn.base import (
+    BaseEstimator,
+    ClassNamePrefixFeaturesOutMixin,
+    ClusterMixin,
+    TransformerMixin,
+    _fit_context,
+)
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d, validate_data
 
-from ._inference import elbo, posterior, seeded_normal
+from ._inference import (
+    decoded_mean,
+    elbo,
+    latent_mean,
+    latent_moments,
+    posterior,
+    seeded_normal,
+)
 from ._model import VARIANTS
 from ._training import (
     RESTART_CRITERIA,
     SEED_MAX,
     Restarts,
     Run,
+    check_net_params,
     hidden_sizes,
     keep_best,
     resolve_device,
@@ -33,7 +47,9 @@ def _check_positive_int(value: object, name: str) -> None:
         raise ValueError(f"{name} must be a positive integer, got {value!r}.")
 
 
-class GMVAEClustering(ClusterMixin, BaseEstimator):
+class GMVAEClustering(
+    ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, BaseEstimator
+):
     """Clustering with a mixture variational autoencoder (M2, modified M2 or GMVAE).
 
     A deep generative model with a discrete cluster variable y (K values) and a continuous
@@ -97,7 +113,18 @@ class GMVAEClustering(ClusterMixin, BaseEstimator):
     batch_size : int, default=100
         Rows per optimization step.
     learning_rate : float, default=1e-3
-        Step size of the Adam optimizer.
+        Step size of the optimizer (skorch's ``lr``).
+    optimizer : torch optimizer class, default=torch.optim.Adam
+        The optimizer (skorch's ``optimizer``); its other arguments go in ``net_params``
+        as ``{"optimizer__weight_decay": 1e-4}``. Adam and AdamW run their fused
+        kernel unless ``net_params`` says otherwise.
+    net_params : dict or None, default=None
+        Further settings of the skorch net, by skorch's names: ``optimizer__*``,
+        ``iterator_train__*``, ``iterator_valid__*``, ``dataset__*``, ... They are
+        passed to ``skorch.NeuralNet`` as given (``GridSearchCV`` can search over whole
+        dicts). Settings that an estimator parameter already holds (``lr``,
+        ``max_epochs``, ``train_split``, ``module__*``, ``criterion__*``, ...) are
+        refused with the parameter to use instead.
     learning_rate_decay : float in (0, 1], default=1.0
         Ratio of the final learning rate to ``learning_rate``: the rate decays
         exponentially, to ``learning_rate * decay ** (e / max_epochs)`` after epoch e
@@ -129,8 +156,16 @@ class GMVAEClustering(ClusterMixin, BaseEstimator):
         If set, stop early once the training loss has not improved by at least ``tol``
         (nats) for ``n_iter_no_change`` epochs (skorch's ``EarlyStopping``); if it never
         does, a ``ConvergenceWarning`` is issued. ``None`` trains for ``max_epochs``.
+        With ``validation_fraction`` the validation loss is monitored instead.
     n_iter_no_change : int, default=10
         Patience of the early stopping, in epochs; used when ``tol`` is set.
+    validation_fraction : float or None, default=None
+        If set, hold out this fraction of the training rows (skorch's ``ValidSplit``,
+        drawn from ``random_state``) and record ``valid_loss``, ``valid_elbo`` and
+        ``valid_entropy`` in the history every epoch, so that skorch's callbacks with
+        their defaults (``EarlyStopping()``, ``Checkpoint()``, ``LRScheduler``) work.
+        The model is trained on the other rows only; ``labels_`` still covers all rows.
+        ``None``: no split (train on every row).
     max_grad_norm : float or None, default=None
         If set, clip the gradient norm to this value (skorch's ``GradientNormClipping``).
     callbacks : list of skorch callbacks or None, default=None
@@ -143,7 +178,9 @@ class GMVAEClustering(ClusterMixin, BaseEstimator):
         The same integer gives the same clusters; the caller's global torch random state
         is left untouched.
     verbose : int, default=0
-        0: silent; 1: a table of the training metrics per epoch; 2: also progress bars.
+        0: silent. 1: one progress bar per training run, over its epochs, with the ELBO
+        and the time left (on a terminal; elsewhere, such as a log file, a plain line
+        every tenth of the run). 2: also skorch's table of the metrics of every epoch.
     warm_start : bool, default=False
         If True and already fitted, ``fit`` continues training the current networks (and
         optimizer state) for ``max_epochs`` more epochs; ``n_init`` is then ignored.
@@ -156,6 +193,20 @@ class GMVAEClustering(ClusterMixin, BaseEstimator):
         Number of features seen during ``fit``.
     feature_names_in_ : ndarray of shape (n_features_in_,)
         Names of the features seen during ``fit``, when X has string feature names.
+    weights_ : ndarray of shape (n_clusters,)
+        Weight of each cluster on the training data, the mean of q(y|x) over the rows
+        (sums to 1; in label order). The model's own prior p(y) is uniform.
+    means_ : ndarray of shape (n_clusters, latent_dim)
+        ``"gmvae"``: the means mu_y of the per-cluster Gaussians p(z|y) in latent space.
+        ``"modified_m2"``: the shifts mu_y of its per-cluster table, h = mu_y +
+        sqrt(sigma2_y) * z with z ~ N(0, I), so that h|y ~ N(mu_y, sigma2_y). Absent for
+        ``"m2"``, which has no per-cluster Gaussian. In label order.
+    covariances_ : ndarray of shape (n_clusters, latent_dim)
+        The matching diagonal variances sigma2_y (``GaussianMixture``'s ``"diag"``
+        layout); absent for ``"m2"``.
+    lower_bounds_ : ndarray of shape (n_iter_,)
+        Mean training ELBO (nats) of every epoch of the kept model;
+        ``lower_bounds_[-1] == lower_bound_``.
     n_iter_ : int
         Number of complete epochs trained (in total, across warm starts). An epoch cut
         short (by Ctrl-C, a callback, or the divergence guard) does not count.
@@ -186,6 +237,7 @@ class GMVAEClustering(ClusterMixin, BaseEstimator):
     See Also
     --------
     sklearn.mixture.GaussianMixture : Gaussian mixture on the raw features.
+    sklearn.cluster.KMeans : k-means; its ``transform`` gives distances to the centres.
 
     Notes
     -----
@@ -193,6 +245,17 @@ class GMVAEClustering(ClusterMixin, BaseEstimator):
     that occur are always 0, 1, ..., m - 1. Inference (``predict``, ``predict_proba``,
     ``score_samples``) runs in float64 in bounded-size batches, so a row's result does
     not depend on the other rows passed with it.
+
+    ``transform`` maps rows to the latent space (the mean of q(z|x), ``latent_dim``
+    columns), and ``inverse_transform`` maps latent rows back to the data space, so the
+    estimator is also a (non-linear, probabilistic) dimensionality reduction, usable in a
+    ``Pipeline`` and with ``set_output(transform="pandas")``.
+
+    To choose ``n_clusters``, compare the held-out ELBO (``score``) across values, e.g.
+    with ``GridSearchCV``; see the user guide.
+
+    ``sample_weight`` is not supported. There is no ``partial_fit``: ``warm_start=True``
+    continues training for ``max_epochs`` more epochs on the data given to ``fit``.
 
     References
     ----------
@@ -234,11 +297,14 @@ class GMVAEClustering(ClusterMixin, BaseEstimator):
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
         "learning_rate_decay": [Interval(Real, 0, 1, closed="right")],
+        "optimizer": [callable],
+        "net_params": [dict, None],
         "n_init": [Interval(Integral, 1, None, closed="left")],
         "restart_selection": [StrOptions(set(RESTART_CRITERIA))],
         "stack_restarts": ["boolean", StrOptions({"auto"})],
         "tol": [Interval(Real, 0, None, closed="left"), None],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither"), None],
         "max_grad_norm": [Interval(Real, 0, None, closed="neither"), None],
         "callbacks": [list, None],
         "device": [str, torch.device],
@@ -266,11 +332,14 @@ class GMVAEClustering(ClusterMixin, BaseEstimator):
         batch_size: int = 100,
         learning_rate: float = 1e-3,
         learning_rate_decay: float = 1.0,
+        optimizer: type[torch.optim.Optimizer] = torch.optim.Adam,
+        net_params: dict | None = None,
         n_init: int = 1,
         restart_selection: str = "mutual_information",
         stack_restarts: bool | str = "auto",
         tol: float | None = None,
         n_iter_no_change: int = 10,
+        validation_fraction: float | None = None,
         max_grad_norm: float | None = None,
         callbacks: list | None = None,
         device: str | torch.device = "auto",
@@ -294,11 +363,14 @@ class GMVAEClustering(ClusterMixin, BaseEstimator):
         self.batch_size = batch_size
         self.learning_rate = learning_rate
         self.learning_rate_decay = learning_rate_decay
+        self.optimizer = optimizer
+        self.net_params = net_params
         self.n_init = n_init
         self.restart_selection = restart_selection
         self.stack_restarts = stack_restarts
         self.tol = tol
         self.n_iter_no_change = n_iter_no_change
+        self.validation_fraction = validation_fraction
         self.max_grad_norm = max_grad_norm
         self.callbacks = callbacks
         self.device = device
@@ -348,6 +420,7 @@ class GMVAEClustering(ClusterMixin, BaseEstimator):
         continuing = self.warm_start and hasattr(self, "net_")
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=not continuing)
         hidden_sizes(self.hidden_layer_sizes)  # fail early, before any training
+        check_net_params(self.net_params)
         if X.size and np.abs(X).max() > np.finfo(np.float32).max:
             raise ValueError(
                 "X has values beyond the float32 range (about 3.4e38) in which the networks "
@@ -388,7 +461,9 @@ class GMVAEClustering(ClusterMixin, BaseEstimator):
         counts = np.bincount(self._trained_labels(X), minlength=self.n_clusters)
         net.permute_clusters(np.argsort(-counts, kind="stable"))
         self._inference_module_ = self._float64_copy()
-        self.labels_ = self._proba(X).argmax(axis=1)
+        proba = self._proba(X)
+        self.labels_ = proba.argmax(axis=1)
+        self.weights_ = proba.mean(axis=0)
         return self
 
     def _warn_about(self, run: Run) -> None:
@@ -418,6 +493,43 @@ class GMVAEClustering(ClusterMixin, BaseEstimator):
         else:
             return
         warnings.warn(message, ConvergenceWarning, stacklevel=3)
+
+    # ------------------------------------------------------------------ the mixture
+
+    def _cluster_gaussians(self) -> tuple[np.ndarray, np.ndarray]:
+        """(K, L) means and variances of the per-cluster Gaussians, in label order."""
+        check_is_fitted(self)
+        module = self._inference_module_
+        table = {"gmvae": "prior", "vade": "prior", "modified_m2": "dec_first"}.get(module.variant)
+        if table is None:
+            raise AttributeError(
+                f"variant={module.variant!r} has no per-cluster Gaussians (means_, "
+                "covariances_); 'gmvae' and 'modified_m2' have them."
+            )
+        with torch.no_grad():
+            mean, var = getattr(module, table).params()
+        return mean.cpu().numpy(), var.cpu().numpy()
+
+    @property
+    def means_(self) -> np.ndarray:
+        """Per-cluster means, (n_clusters, latent_dim); see the class docstring."""
+        return self._cluster_gaussians()[0]
+
+    @property
+    def covariances_(self) -> np.ndarray:
+        """Per-cluster diagonal variances, (n_clusters, latent_dim)."""
+        return self._cluster_gaussians()[1]
+
+    @property
+    def lower_bounds_(self) -> np.ndarray:
+        """Mean training ELBO (nats) of every epoch, (n_iter_,)."""
+        check_is_fitted(self)
+        return np.array([row.get("train_elbo", np.nan) for row in self.history_], dtype=float)
+
+    @property
+    def _n_features_out(self) -> int:
+        """Columns of ``transform``'s output (for ``get_feature_names_out``)."""
+        return self.net_.module_.latent_dim
 
     def __getstate__(self) -> dict:
         state = dict(super().__getstate__())  # object.__getstate__ may give __dict__ itself
@@ -559,6 +671,77 @@ class GMVAEClustering(ClusterMixin, BaseEstimator):
             params = module.generate(eps)[rows, torch.as_tensor(labels, device=eps.device)]
             X = module.likelihood.sample(params, generator=generator)
         return X.cpu().numpy(), labels
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        """Latent embedding: the mean of q(z|x), E_q[z|x] = sum_y q(y|x) mu(x, y).
+
+        ``latent_posterior`` gives the per-cluster means mu(x, y) and variances.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Rows to embed.
+
+        Returns
+        -------
+        Z : ndarray of shape (n_samples, latent_dim)
+            Their latent means (float64).
+        """
+        X = self._validate_for_inference(X)
+        return latent_mean(self._inference_module_, X, torch.float64)
+
+    def latent_posterior(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The Gaussians q(z|x, y) of every row and cluster.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Rows to embed.
+
+        Returns
+        -------
+        means : ndarray of shape (n_samples, n_clusters, latent_dim)
+            mu(x, y), in label order.
+        variances : ndarray of shape (n_samples, n_clusters, latent_dim)
+            The diagonal variances sigma2(x, y).
+        """
+        X = self._validate_for_inference(X)
+        moments = latent_moments(self._inference_module_, X, torch.float64)
+        means, variances = np.split(moments, 2, axis=-1)
+        return means, variances
+
+    def inverse_transform(self, X: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
+        """Map latent rows back to the data space: the decoder's mean E[x | z].
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, latent_dim)
+            Latent rows z, e.g. the output of ``transform``.
+        labels : array-like of shape (n_samples,) or None, default=None
+            Clusters y to decode with, giving E[x | z, y]. Without them y is averaged
+            out: the GMVAE's decoder does not depend on y, and in M2 and the modified M2
+            z and y are independent a priori, so E[x|z] = (1/K) sum_y E[x | z, y].
+
+        Returns
+        -------
+        X_decoded : ndarray of shape (n_samples, n_features)
+            Decoded means (pixel probabilities for the Bernoulli likelihood).
+        """
+        check_is_fitted(self)
+        module = self._inference_module_
+        Z = check_array(X, dtype=np.float64)
+        if Z.shape[1] != module.latent_dim:
+            raise ValueError(
+                f"X has {Z.shape[1]} columns but the latent space has "
+                f"latent_dim={module.latent_dim}."
+            )
+        if labels is not None:
+            labels = column_or_1d(labels)
+            if len(labels) != len(Z) or not np.isin(labels, np.arange(self.n_clusters)).all():
+                raise ValueError(
+                    f"labels must hold one cluster in 0..{self.n_clusters - 1} per row of X."
+                )
+        return decoded_mean(module, Z, labels, torch.float64)
 
     def cluster_prototypes(self, n_per_cluster: int = 8) -> np.ndarray:
         """What each cluster generates: decoded means E[x | z, y] for z ~ p(z|y).

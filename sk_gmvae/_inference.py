@@ -79,3 +79,43 @@ def posterior_and_elbo(
 
     result = map_batches(both, X, module, dtype)
     return np.ascontiguousarray(result[:, :-1]), np.ascontiguousarray(result[:, -1])
+
+
+def latent_moments(module: torch.nn.Module, X: np.ndarray, dtype: torch.dtype) -> np.ndarray:
+    """Means and variances of q(z|x, y) for every row and cluster: shape (n, K, 2 L), the
+    means in ``[..., :L]`` and the variances in ``[..., L:]``."""
+    return map_batches(lambda x: torch.cat(module.encode_z(x), -1), X, module, dtype)
+
+
+def latent_mean(module: torch.nn.Module, X: np.ndarray, dtype: torch.dtype) -> np.ndarray:
+    """E_q[z|x] of every row, (n, L): the mean of the mixture q(z|x) = sum_y q(y|x)
+    q(z|x, y), that is sum_y q(y|x) mu(x, y)."""
+
+    def mean(x: torch.Tensor) -> torch.Tensor:
+        qy = torch.softmax(module.encode_y(x), -1)  # (n, K)
+        return (qy.unsqueeze(-1) * module.encode_z(x)[0]).sum(-2)
+
+    return map_batches(mean, X, module, dtype)
+
+
+def decoded_mean(
+    module: torch.nn.Module, Z: np.ndarray, labels: np.ndarray | None, dtype: torch.dtype
+) -> np.ndarray:
+    """E[x | z] (or E[x | z, y] with ``labels``) of every latent row z, (n, D).
+
+    Without labels, y is averaged out under p(y|z): the GMVAE's decoder does not depend
+    on y (E[x|z] is the decoder's mean); in M2 and the modified M2 z and y are independent
+    a priori, so p(y|z) = p(y) = 1/K and E[x|z] = (1/K) sum_y E[x|z, y].
+    """
+    with_labels = np.empty((len(Z), 0)) if labels is None else labels[:, None]
+    data = np.concatenate([Z, with_labels], axis=1)
+    L = module.latent_dim
+
+    def decode(v: torch.Tensor) -> torch.Tensor:
+        means = module.likelihood.mean(module.decode(v[:, None, :L]))  # (n, 1 or K, D)
+        if labels is None:
+            return means.mean(-2)
+        y = v[:, L].long().clamp_max(means.shape[-2] - 1)  # gmvae: the one column
+        return means[torch.arange(len(v), device=v.device), y]
+
+    return map_batches(decode, data, module, dtype)

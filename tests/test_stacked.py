@@ -132,7 +132,7 @@ def test_when_restarts_are_stacked():
 
 
 def test_verbose_table_shows_each_restart(digits, capsys):
-    GMVAEClustering(4, n_init=3, stack_restarts=True, verbose=1, random_state=0, **SMALL).fit(
+    GMVAEClustering(4, n_init=3, stack_restarts=True, verbose=2, random_state=0, **SMALL).fit(
         digits
     )
     out = capsys.readouterr().out

@@ -3,6 +3,8 @@
 - :class:`ClusteringMonitor`: records H(Y|X), the loss and (with labels) accuracy, NMI
   and ARI on held-out data in the net's history.
 - :class:`RunCheckpoint`: crash-safe checkpoints every epoch, and exact resume;
+- :class:`FitProgressBar`: one bar over a run's epochs with the ELBO and the time left
+  (plain log lines when the output is not a terminal); ``GMVAEClustering(verbose=1)``.
 - :class:`CSVHistoryLogger`, :func:`history_records`, :func:`write_csv`, :func:`read_csv`:
   the per-epoch history as plain records and as a CSV file.
 
@@ -14,12 +16,14 @@ from .._guard import DivergenceGuard
 from ._checkpoint import RunCheckpoint
 from ._history import CSVHistoryLogger, history_records, read_csv, write_csv
 from ._monitor import ClusteringMonitor
+from ._progress import FitProgressBar
 
 __all__ = [
     "ClusteringMonitor",
     "CSVHistoryLogger",
     "DivergenceGuard",
     "RunCheckpoint",
+    "FitProgressBar",
     "history_records",
     "read_csv",
     "write_csv",

@@ -75,9 +75,15 @@ def reproduce(args: argparse.Namespace) -> int:
     except StudyInterrupted as stopped:
         print(f"\nsk-gmvae reproduce: {stopped}", file=sys.stderr)
         return 128 + stopped.signum
-    figure = plot_study(histories, out / "figure")
+    figure = plot_study(
+        histories,
+        out / "figure",
+        n_clusters=args.n_clusters,
+        n_train=len(X_train),
+        title=args.command_line,
+    )
     for npy in sorted(out.glob("prototypes-*.npy")):
-        plot_prototypes(np.load(npy), npy.with_suffix(".png"))
+        plot_prototypes(np.load(npy), npy.with_suffix(".png"), title=npy.stem)
     table = results_table(histories)
     (out / "results.md").write_text(
         f"# {args.dataset}: {', '.join(args.variants)}\n\nMade by `{args.command_line}`.\n\n"

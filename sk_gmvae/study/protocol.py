@@ -19,8 +19,8 @@ def load_protocol(args: argparse.Namespace) -> tuple[np.ndarray, ...]:
     """The study's protocol: train on the first ``n_train`` (50k) training images, so an
     epoch is 500 steps of 100; evaluate on the 10k test images, binarized once."""
     if getattr(args, "dataset", "mnist") == "fashion-mnist":
-        X_train, y_train = load_fashion_mnist("train", return_X_y=True)
-        X_test, y_test = load_fashion_mnist("test", return_X_y=True)
+        X_train, y_train = load_fashion_mnist("train", return_X_y=True, data_home=args.data_home)
+        X_test, y_test = load_fashion_mnist("test", return_X_y=True, data_home=args.data_home)
     else:
         X_train, y_train = load_mnist("train", return_X_y=True, data_home=args.data_home)
         X_test, y_test = load_mnist("test", return_X_y=True, data_home=args.data_home)
