@@ -33,6 +33,8 @@ def _mnist(args: argparse.Namespace) -> int:
         hidden_layer_sizes=tuple(args.hidden),
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,
+        entropy_weight=args.entropy_weight,
+        binarize=True,  # the study's dynamic binarization, whatever --n-train
         max_epochs=args.epochs,
         random_state=args.seed,
         device=args.device,
@@ -220,6 +222,13 @@ def build_parser() -> argparse.ArgumentParser:
     mnist.add_argument("--batch-size", type=_positive_int, default=100, help="rows per step")
     mnist.add_argument(
         "--learning-rate", type=_positive_float, default=1e-3, help="Adam's step size"
+    )
+    mnist.add_argument(
+        "--entropy-weight",
+        type=float,
+        default=0.0,
+        help="weight of H(q(y|x)) in the loss (0: the study's plain ELBO; the "
+        "estimator's default is half of eta, 0.5)",
     )
     mnist.add_argument(
         "--seed",

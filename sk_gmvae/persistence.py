@@ -23,13 +23,14 @@ from sklearn.utils.validation import check_is_fitted
 from skorch.history import History
 
 from ._estimator import GMVAEClustering
-from ._training import build_net, resolve_device
+from ._training import build_net, resolve_device, resolve_params
 from .callbacks import history_records
 
 FORMAT = "sk_gmvae.weights/2"
 # Version 1 stored the model in its training order with the label permutation beside it.
 _READABLE = (FORMAT, "sk_gmvae.weights/1")
 _FITTED = ("n_features_in_", "n_iter_", "lower_bound_", "converged_", "likelihood_")
+_RESOLVED = ("hidden_layer_sizes_", "latent_dim_", "binarize_", "entropy_weight_")
 # Not plain values; the loaded estimator has the defaults.
 _UNSAVED = ("callbacks", "optimizer", "net_params")
 
@@ -66,6 +67,8 @@ def save_weights(estimator: GMVAEClustering, path: str | os.PathLike) -> None:
             if name != "random_state":
                 raise ValueError(f"Cannot save parameter {name}={value!r}.") from None
     fitted: dict[str, Any] = {name: getattr(estimator, name) for name in _FITTED}
+    for name in _RESOLVED:  # the architecture actually built ("auto" resolved)
+        fitted[name] = _plain_param(name, getattr(estimator, name))
     fitted["n_features_in_"] = int(fitted["n_features_in_"])
     fitted["labels_"] = torch.as_tensor(estimator.labels_)
     fitted["seed"] = int(estimator.net_.random_state)
@@ -131,9 +134,13 @@ def load_weights(path: str | os.PathLike, device: str = "auto") -> GMVAEClusteri
     fitted = payload["fitted"]
     resolved = str(resolve_device(device))
     seed = int(fitted.get("seed", 0))  # the training stream's seed (files before it: 0)
-    net = build_net(
-        estimator.get_params(), fitted["n_features_in_"], fitted["likelihood_"], resolved, seed
-    )
+    n_samples, n_features = len(fitted["labels_"]), fitted["n_features_in_"]
+    built = resolve_params(estimator.get_params(), n_samples, n_features)
+    for name in _RESOLVED:  # as built (files before version 2 hold them as parameters)
+        if name in fitted:
+            built[name[:-1]] = fitted[name]
+    built["hidden_layer_sizes"] = tuple(built["hidden_layer_sizes"])
+    net = build_net(built, n_features, fitted["likelihood_"], resolved, seed)
     net.initialize()
     try:
         net.module_.load_state_dict(payload["state_dict"])
@@ -143,6 +150,7 @@ def load_weights(path: str | os.PathLike, device: str = "auto") -> GMVAEClusteri
     state = {
         **estimator.__dict__,
         **{name: fitted[name] for name in _FITTED},
+        **{name: built[name[:-1]] for name in _RESOLVED},
         "net_": net,
         "history_": net.history,
         "device_": resolved,

@@ -144,12 +144,12 @@ def test_n_init_keeps_best_final_elbo(blobs):
 
 def _nets_of(est, X):
     """Re-run the n_init trainings with the seeds fit draws, one at a time."""
-    from sk_gmvae._training import SEED_MAX, build_net
+    from sk_gmvae._training import SEED_MAX, build_net, resolve_params
 
     rng = np.random.RandomState(est.random_state)
     seeds = [int(rng.randint(SEED_MAX)) for _ in range(est.n_init)]
     X_train = torch.tensor(X, dtype=torch.float32, device=est.device_)
-    params = est.get_params()
+    params = resolve_params(est.get_params(), *X.shape)
     return [
         build_net(params, X.shape[1], est.likelihood_, est.device_, s).fit(X_train) for s in seeds
     ]

@@ -31,6 +31,15 @@ from ..callbacks._checkpoint import epochs_done
 
 # The study's three models (VaDE, also in the package, is not one of them).
 VARIANTS = ("m2", "modified_m2", "gmvae")
+# The study's settings, where the estimator's defaults differ (run_study's params win).
+STUDY_SETTINGS = {
+    "latent_dim": 64,
+    "hidden_layer_sizes": (512, 512),
+    "binarize": True,
+    "entropy_weight": 0.0,
+    "batch_size": 100,
+    "learning_rate": 1e-3,
+}
 # Runs of the study's published logs (sk_gmvae/data/study_logged_curves.csv) per variant.
 STUDY_RUNS = {"m2": "m2.log.", "modified_m2": "modified_m2_method=relu.log.", "gmvae": "gmvae.log."}
 # Our history keys for the study's columns (t_* on the test set, tr_* on 10k train rows).
@@ -161,7 +170,10 @@ def run_study(
     prototypes : bool, default=True
         Save each trained run's ``cluster_prototypes(8)`` as ``.npy``.
     **params
-        Other ``GMVAEClustering`` parameters (``n_clusters``, ``latent_dim``, ``device``, ...).
+        Other ``GMVAEClustering`` parameters (``n_clusters``, ``latent_dim``, ``device``,
+        ...); where not given, the study's settings (``STUDY_SETTINGS``: 512-512, latent
+        64, dynamic binarization, the plain ELBO, batch 100, Adam 1e-3) rather than the
+        estimator's data-dependent defaults.
 
     Returns
     -------
@@ -202,7 +214,7 @@ def run_study(
                     random_state=seed,
                     max_epochs=epochs - done,
                     callbacks=callbacks,
-                    **params,
+                    **{**STUDY_SETTINGS, **params},
                 )
                 with warnings.catch_warnings():
                     # A stop by signal is reported below, not as a training warning.
