@@ -91,6 +91,8 @@ def test_reproduce_writes_every_artefact_then_skips_and_resumes(monkeypatch, tmp
             assert len(rows) == 2
             assert {"test_accuracy", "test_entropy", "test_loss", "train_eval_loss"} <= set(rows[0])
             assert (out / f"prototypes-{variant}-seed{seed}.png").stat().st_size > 0
+            labels = np.load(out / f"test-labels-{variant}-seed{seed}.npy")
+            assert labels.shape == (30,) and labels.max() < 3
     for name in ("figure.png", "figure.svg", "results.md"):
         assert (out / name).stat().st_size > 0
     results = (out / "results.md").read_text()

@@ -39,7 +39,7 @@ def reproduce(args: argparse.Namespace) -> int:
     """Run the study; exit status 0 when every run finished, 2 when a requirement is
     missing (checked before any training), 128 + the signal's number when stopped by
     Ctrl-C or SIGTERM (every checkpoint complete: rerun to resume)."""
-    from .plots import plot_prototypes, plot_study
+    from .plots import cluster_summary, plot_prototypes, plot_study
     from .runner import StudyInterrupted, results_table, run_study
 
     out = Path(args.out or f"runs/{args.dataset}")
@@ -83,7 +83,13 @@ def reproduce(args: argparse.Namespace) -> int:
         title=args.command_line,
     )
     for npy in sorted(out.glob("prototypes-*.npy")):
-        plot_prototypes(np.load(npy), npy.with_suffix(".png"), title=npy.stem)
+        prototypes, labels = np.load(npy), out / npy.name.replace("prototypes-", "test-labels-")
+        summary, title = {}, npy.stem
+        if labels.exists():  # each cluster's size and majority class on the test set
+            sizes, majority = cluster_summary(np.load(labels), y_test, len(prototypes))
+            summary = {"sizes": sizes, "majority": majority}
+            title += ": size and majority class of each cluster on the test set"
+        plot_prototypes(prototypes, npy.with_suffix(".png"), title=title, **summary)
     table = results_table(histories)
     (out / "results.md").write_text(
         f"# {args.dataset}: {', '.join(args.variants)}\n\nMade by `{args.command_line}`.\n\n"

@@ -168,7 +168,8 @@ def run_study(
     progress : bool, default=True
         Show a progress bar over all epochs of all runs, with ETA.
     prototypes : bool, default=True
-        Save each trained run's ``cluster_prototypes(8)`` as ``.npy``.
+        Save each trained run's ``cluster_prototypes(8)`` as ``prototypes-<run>.npy``,
+        and its clusters of the test rows as ``test-labels-<run>.npy``.
     **params
         Other ``GMVAEClustering`` parameters (``n_clusters``, ``latent_dim``, ``device``,
         ...); where not given, the study's settings (``STUDY_SETTINGS``: 512-512, latent
@@ -225,6 +226,7 @@ def run_study(
                     raise StudyInterrupted(stop.signum, name, epochs_done(checkpoint_dir))
                 if prototypes:
                     np.save(out / f"prototypes-{name}.npy", est.cluster_prototypes(8))
+                    np.save(out / f"test-labels-{name}.npy", est.predict(X_test))
             histories[(variant, seed)] = read_csv(csv_path)[:epochs]
     bar.close()
     return histories
