@@ -15,6 +15,7 @@ from skorch.callbacks import PassthroughScoring
 from skorch.dataset import get_len
 from skorch.utils import to_tensor
 
+from ._graph import GraphedStep, uses_cuda_graph
 from ._objective import elbo_terms
 
 
@@ -113,11 +114,17 @@ class MixtureVAENet(NeuralNet):
     """
 
     def __init__(
-        self, *args: Any, precision: str = "float32", random_state: Any = 0, **kwargs: Any
+        self,
+        *args: Any,
+        precision: str = "float32",
+        random_state: Any = 0,
+        cuda_graph: bool | str = "auto",
+        **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.precision = precision
         self.random_state = random_state
+        self.cuda_graph = cuda_graph
 
     def _generators(self, stream: int, device: Any) -> Any:
         """The generator of one of two independent streams of ``random_state`` (0:
@@ -153,18 +160,27 @@ class MixtureVAENet(NeuralNet):
         # Device-bound generator and compiled code: rebuilt on unpickling.
         state.pop("generator_", None)
         state.pop("forward_", None)
+        state.pop("graph_step_", None)
         return state
 
     def __setstate__(self, state: dict) -> None:
         state.setdefault("random_state", 0)  # nets pickled before it existed
+        state.setdefault("cuda_graph", "auto")
         super().__setstate__(state)
         if self.initialized_:
             self.generator_ = self._generators(1, self.device)
             self.torch_compile(self.module_, "module")
 
     def fit_loop(self, X: Any, y: Any = None, epochs: int | None = None, **fit_params: Any) -> Any:
-        with matmul_precision(self.precision, self.device):
-            return super().fit_loop(X, y, epochs=epochs, **fit_params)
+        self.graph_step_ = GraphedStep(self) if uses_cuda_graph(self) else None
+        try:
+            with matmul_precision(self.precision, self.device):
+                return super().fit_loop(X, y, epochs=epochs, **fit_params)
+        finally:
+            if self.graph_step_ is not None:  # device-neutral again (pickles, CPU reloads)
+                for group in self.optimizer_.param_groups:
+                    group["capturable"] = False
+            self.graph_step_ = None
 
     def get_iterator(self, dataset: Any, training: bool = False) -> Any:
         if not training:
@@ -179,7 +195,10 @@ class MixtureVAENet(NeuralNet):
         generator = self.generator_ if self.module_.training else None
         x, eps = self.module_.draw_training_inputs(to_tensor(x, device=self.device), generator)
         device_type = torch.device(self.device).type
-        with torch.autocast(device_type, torch.bfloat16, enabled=self.precision == "bfloat16"):
+        bf16 = self.precision == "bfloat16"
+        # Autocast's cast cache does not survive a CUDA graph's capture: off when graphing.
+        cache = getattr(self, "graph_step_", None) is None
+        with torch.autocast(device_type, torch.bfloat16, enabled=bf16, cache_enabled=cache):
             return self.forward_(x, eps, **fit_params)
 
     def permute_clusters(self, order: Any) -> None:

@@ -126,6 +126,7 @@ def build_net(
         iterator_train__shuffle=True,
         precision=params["precision"],
         compile=params["compile"],
+        cuda_graph=params.get("cuda_graph", "auto"),
         random_state=seed,
         train_split=None,
         callbacks=callbacks,
