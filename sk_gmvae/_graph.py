@@ -66,8 +66,12 @@ class GraphedStep:
         self.graph: torch.cuda.CUDAGraph | None = None
         self.key: tuple | None = None
         if torch.device(net.device).type == "cuda":
-            for group in net.optimizer_.param_groups:
-                group["capturable"] = True
+            self._capturable()
+
+    def _capturable(self) -> None:
+        """Adam's step count on the device (a reloaded optimizer state resets the flag)."""
+        for group in self.net.optimizer_.param_groups:
+            group["capturable"] = True
 
     def params(self) -> list[torch.nn.Parameter]:
         return [p for group in self.net.optimizer_.param_groups for p in group["params"]]
@@ -123,6 +127,7 @@ class GraphedStep:
         return step
 
     def _capture(self, x: torch.Tensor, **fit_params: Any) -> None:
+        self._capturable()
         self.static_x = x.clone()
         # Gradient buffers exist (warm-up) and are kept alive by the graph's owner.
         self.grads = [p.grad for p in self.params()]

@@ -161,6 +161,7 @@ class MixtureVAENet(NeuralNet):
         state.pop("generator_", None)
         state.pop("forward_", None)
         state.pop("graph_step_", None)
+        state.pop("batch_stats_", None)
         return state
 
     def __setstate__(self, state: dict) -> None:
