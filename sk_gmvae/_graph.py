@@ -135,6 +135,7 @@ class GraphedStep:
         generators = self.net.generator_
         for generator in generators if isinstance(generators, list) else [generators]:
             self.graph.register_generator_state(generator)
-        with torch.cuda.graph(self.graph):
+        # thread_local: fits running in other threads may go on allocating meanwhile.
+        with torch.cuda.graph(self.graph, capture_error_mode="thread_local"):
             self.static_step = self.eager((self.static_x, None), **fit_params)
         self.key = self._key()
