@@ -162,3 +162,35 @@ def test_cuda_graph_divergence_is_still_undone(blobs):
     with pytest.warns(Warning, match="diverged"):
         est.fit(blobs)
     assert all(torch.isfinite(p).all() for p in est.net_.module_.parameters())
+
+
+def test_guard_undoes_an_epoch_from_its_first_non_finite_step(blobs):
+    # The guard sees the steps' losses once per epoch (no per-step sync): a non-finite
+    # step restores the last finite state and drops that step and the later ones.
+    est = GMVAEClustering(3, random_state=0, **SMALL).fit(blobs)
+    net = est.net_
+    guard = dict(net.callbacks_)["divergence_guard"].initialize()
+    guard.on_train_begin(net)
+    kept = {k: v.clone() for k, v in net.module_.state_dict().items()}
+    lr = net.optimizer_.param_groups[0]["lr"]
+    with torch.no_grad():
+        next(net.module_.parameters()).add_(1.0)  # the epoch's steps moved the weights
+    net.history.new_epoch()
+    for loss, elbo in ((2.0, -2.0), (4.0, -4.0), (float("nan"), float("nan")), (1.0, -1.0)):
+        net.history.new_batch()
+        net.history.record_batch("train_batch_size", 10 if loss == 4.0 else 30)
+        net.history.record_batch("train_loss", loss)
+        net.history.record_batch("train_elbo", elbo)
+        net.history.record_batch("train_entropy", 0.5)
+    for _, callback in net.callbacks_:  # the epoch's scores, as skorch records them
+        if hasattr(callback, "on_train") and callback.on_train:
+            callback.on_epoch_end(net)
+    assert np.isnan(net.history[-1, "train_loss"])
+    guard.on_epoch_end(net)
+    assert [b["train_loss"] for b in net.history[-1, "batches"]] == [2.0, 4.0]
+    assert net.history[-1, "train_loss"] == pytest.approx((2.0 * 30 + 4.0 * 10) / 40)
+    assert net.history[-1, "train_elbo"] == pytest.approx(-(2.0 * 30 + 4.0 * 10) / 40)
+    assert net.history[-1, "divergence_recoveries"] == 1
+    assert net.optimizer_.param_groups[0]["lr"] == pytest.approx(lr * guard.lr_factor)
+    for name, value in net.module_.state_dict().items():
+        assert torch.equal(value, kept[name]), name
