@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import copy
+import math
 from typing import Any
 
 import torch
-from skorch.callbacks import Callback
+from skorch.callbacks import Callback, PassthroughScoring
 
 
 class DivergenceGuard(Callback):
     """Undo training steps whose loss is not finite; lower the learning rate or stop.
 
     At the start of training and after every epoch whose parameters are all finite, it
-    keeps a copy of the module's and optimizer's state. When a step's loss is NaN or
-    infinite, it restores that copy, drops the step from the history, and either
+    keeps a copy of the module's and optimizer's state. When a step's loss was NaN or
+    infinite (checked at the end of each epoch, from the losses the epoch's single
+    device-to-host transfer brought: no sync per step), it restores that copy, drops that
+    step and the epoch's later ones from the history, and either
     multiplies the learning rate by ``lr_factor`` and goes on (at most ``max_recoveries``
     times) or stops training, leaving the last finite model. ``GMVAEClustering`` always
     uses one, and warns when it stopped.
@@ -38,7 +41,8 @@ class DivergenceGuard(Callback):
         return self
 
     def _keep(self, net: Any) -> None:
-        if all(torch.isfinite(p).all() for p in net.module_.parameters()):
+        finite = torch.stack([torch.isfinite(p).all() for p in net.module_.parameters()])
+        if finite.all():  # one sync
             self._good = {
                 "module": copy.deepcopy(net.module_.state_dict()),
                 "optimizer": copy.deepcopy(net.optimizer_.state_dict()),
@@ -55,17 +59,23 @@ class DivergenceGuard(Callback):
             self._keep(net)
 
     def on_epoch_end(self, net: Any, **kwargs: Any) -> None:
-        self._keep(net)
-
-    def on_batch_end(
-        self, net: Any, batch: Any = None, training: bool = False, **kwargs: Any
-    ) -> None:
-        loss = kwargs.get("loss")
-        if not training or loss is None or bool(torch.isfinite(loss)):
+        # The steps' losses reach the host once per epoch (``MixtureVAENet.run_single_epoch``),
+        # so a non-finite step is caught at the end of its epoch, from those values.
+        batches = net.history[-1]["batches"]
+        bad = next((i for i, b in enumerate(batches) if not _finite(b.get("train_loss"))), None)
+        if bad is None:
+            self._keep(net)
             return
+        self._recover(net, bad)
+
+    def _recover(self, net: Any, bad: int) -> None:
+        """Undo the epoch whose step ``bad`` was the first non-finite one: restore the last
+        finite state, drop that step and those after it (trained from non-finite weights)
+        from the history, rescore the epoch, then lower the learning rate or stop."""
         net.module_.load_state_dict(self._good["module"])
         net.optimizer_.load_state_dict(self._good["optimizer"])
-        del net.history[-1]["batches"][-1]  # the diverged step does not count
+        del net.history[-1]["batches"][bad:]  # the diverged steps do not count
+        _rescore(net)
         if self.recoveries_ >= self.max_recoveries:
             self.stopped_ = True
             raise KeyboardInterrupt  # skorch ends fit() cleanly on it
@@ -73,3 +83,22 @@ class DivergenceGuard(Callback):
         for group, base in zip(net.optimizer_.param_groups, self._base_lr, strict=True):
             group["lr"] = base * self.lr_factor**self.recoveries_
         net.history.record("divergence_recoveries", self.recoveries_)
+
+
+def _finite(value: Any) -> bool:
+    """Whether a recorded loss (a float, or None when missing) is finite."""
+    return value is None or math.isfinite(value)
+
+
+def _rescore(net: Any) -> None:
+    """Recompute the epoch's training scores (``PassthroughScoring``: the batch-size-weighted
+    means) from the steps that remain; an epoch left without steps loses them."""
+    row = net.history[-1]
+    for _, callback in net.callbacks_:
+        if not (isinstance(callback, PassthroughScoring) and callback.on_train):
+            continue
+        if row["batches"]:
+            callback.on_epoch_end(net)
+        else:
+            row.pop(callback.name, None)
+            row.pop(f"{callback.name}_best", None)

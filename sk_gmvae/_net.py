@@ -12,8 +12,10 @@ import numpy as np
 import torch
 from skorch import NeuralNet
 from skorch.callbacks import PassthroughScoring
+from skorch.dataset import get_len
 from skorch.utils import to_tensor
 
+from ._graph import GraphedStep, uses_cuda_graph
 from ._objective import elbo_terms
 
 
@@ -141,11 +143,17 @@ class MixtureVAENet(NeuralNet):
     """
 
     def __init__(
-        self, *args: Any, precision: str = "float32", random_state: Any = 0, **kwargs: Any
+        self,
+        *args: Any,
+        precision: str = "float32",
+        random_state: Any = 0,
+        cuda_graph: bool | str = "auto",
+        **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.precision = precision
         self.random_state = random_state
+        self.cuda_graph = cuda_graph
 
     def _generators(self, stream: int, device: Any) -> Any:
         """The generator of one of three independent streams of ``random_state`` (0:
@@ -215,18 +223,28 @@ class MixtureVAENet(NeuralNet):
         state.pop("generator_", None)
         state.pop("_eval_generator", None)
         state.pop("forward_", None)
+        state.pop("graph_step_", None)
+        state.pop("batch_stats_", None)
         return state
 
     def __setstate__(self, state: dict) -> None:
         state.setdefault("random_state", 0)  # nets pickled before it existed
+        state.setdefault("cuda_graph", "auto")
         super().__setstate__(state)
         if self.initialized_:
             self.generator_ = self._generators(1, self.device)
             self.torch_compile(self.module_, "module")
 
     def fit_loop(self, X: Any, y: Any = None, epochs: int | None = None, **fit_params: Any) -> Any:
-        with matmul_precision(self.precision, self.device):
-            return super().fit_loop(X, y, epochs=epochs, **fit_params)
+        self.graph_step_ = GraphedStep(self) if uses_cuda_graph(self) else None
+        try:
+            with matmul_precision(self.precision, self.device):
+                return super().fit_loop(X, y, epochs=epochs, **fit_params)
+        finally:
+            if self.graph_step_ is not None:  # device-neutral again (pickles, CPU reloads)
+                for group in self.optimizer_.param_groups:
+                    group["capturable"] = False
+            self.graph_step_ = None
 
     def get_iterator(self, dataset: Any, training: bool = False) -> Any:
         if not training:
@@ -248,7 +266,10 @@ class MixtureVAENet(NeuralNet):
         )
         x, eps = self.module_.draw_training_inputs(to_tensor(x, device=self.device), generator)
         device_type = torch.device(self.device).type
-        with torch.autocast(device_type, torch.bfloat16, enabled=self.precision == "bfloat16"):
+        bf16 = self.precision == "bfloat16"
+        # Autocast's cast cache does not survive a CUDA graph's capture: off when graphing.
+        cache = getattr(self, "graph_step_", None) is None
+        with torch.autocast(device_type, torch.bfloat16, enabled=bf16, cache_enabled=cache):
             return self.forward_(x, eps, **fit_params)
 
     def permute_clusters(self, order: Any) -> None:
@@ -285,9 +306,81 @@ class MixtureVAENet(NeuralNet):
         stats = {"elbo": terms.elbo.mean(0), "entropy": terms.entropy.mean(0)}
         if losses.ndim:  # stacked restarts: also each one's own loss
             stats["restart_loss"] = losses
-        values = torch.stack(list(stats.values())).detach().tolist()  # one device sync
-        prefix = "train" if training else "valid"
-        for key, value in zip(stats, values, strict=True):
-            self.history.record_batch(f"{prefix}_{key}", value)
+        # Kept on the device: the history gets them at the end of the epoch, in one
+        # transfer with every batch's (see ``run_single_epoch``); outside training (skorch's
+        # evaluation steps) they are recorded at once, as skorch records its own loss.
+        self.batch_stats_ = {key: value.detach() for key, value in stats.items()}
+        if not training:
+            values = torch.stack(list(stats.values())).detach().tolist()
+            for key, value in zip(stats, values, strict=True):
+                self.history.record_batch(f"valid_{key}", value)
         # Restarts' losses add: each restart's gradient is that of its own loss.
         return losses.sum()
+
+    def train_step_single(self, batch: Any, **fit_params: Any) -> dict[str, Any]:
+        step = super().train_step_single(batch, **fit_params)
+        # The batch's values as one device tensor: the loss, then the ELBO's statistics.
+        step["stats"] = _flat_stats({"loss": step["loss"].detach(), **self.batch_stats_})
+        return step
+
+    def train_step(self, batch: Any, **fit_params: Any) -> dict[str, Any]:
+        graph = getattr(self, "graph_step_", None)
+        if graph is not None and graph.applies(batch):
+            return graph.step(batch, **fit_params)
+        return super().train_step(batch, **fit_params)
+
+    def run_single_epoch(
+        self, iterator: Any, training: bool, prefix: str, step_fn: Any, **fit_params: Any
+    ) -> None:
+        """skorch's epoch loop without a host sync per step (training only).
+
+        Each step's loss, ELBO and entropy stay on the device, copied into one (batches,
+        values) tensor; at the end of the epoch that tensor comes to the host in one
+        transfer and fills the batches' history records (``train_loss``,
+        ``train_elbo``, ...), before any callback's ``on_epoch_end``, so the epoch values
+        (batch-size-weighted means, by ``PassthroughScoring``) are the same numbers as
+        with a per-step ``.item()``. During the epoch, ``on_batch_end`` receives the
+        step's ``loss`` and ``stats`` tensors, and the batch record holds only
+        ``train_batch_size`` until the epoch ends.
+        """
+        if iterator is None or not training:
+            return super().run_single_epoch(iterator, training, prefix, step_fn, **fit_params)
+        stats, names = None, None
+        batch_count = 0
+        for batch in iterator:
+            self.notify("on_batch_begin", batch=batch, training=training)
+            step = step_fn(batch, **fit_params)
+            if stats is None:  # one row per batch, filled on the device
+                names = _stat_layout({"loss": step["loss"], **self.batch_stats_})
+                stats = step["stats"].new_empty((len(iterator), step["stats"].numel()))
+            stats[batch_count].copy_(step["stats"])
+            self.history.record_batch(prefix + "_batch_size", get_len(batch[0]))
+            self.notify("on_batch_end", batch=batch, training=training, **step)
+            batch_count += 1
+        self.history.record(prefix + "_batch_count", batch_count)
+        if stats is not None:
+            self._record_steps(prefix, names, stats[:batch_count].tolist())  # the one sync
+
+    def _record_steps(
+        self, prefix: str, names: list[tuple[str, slice | int]], rows: list[list[float]]
+    ) -> None:
+        """Write each batch's values (rows of ``stats``) into its history record."""
+        for record, row in zip(self.history[-1]["batches"], rows, strict=True):
+            for name, where in names:
+                record[f"{prefix}_{name}"] = row[where]
+
+
+def _flat_stats(stats: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The batch's values (scalars, or one per restart) as one float32 vector."""
+    return torch.cat([value.reshape(-1).float() for value in stats.values()])
+
+
+def _stat_layout(stats: dict[str, torch.Tensor]) -> list[tuple[str, slice | int]]:
+    """Where each value lies in ``_flat_stats``' vector: an index (a scalar) or a slice
+    (one per restart, recorded as a list)."""
+    layout, start = [], 0
+    for name, value in stats.items():
+        n = value.numel()
+        layout.append((name, start if value.ndim == 0 else slice(start, start + n)))
+        start += n
+    return layout

@@ -217,6 +217,7 @@ def build_net(
         iterator_train__shuffle=True,
         precision=params["precision"],
         compile=params["compile"],
+        cuda_graph=params.get("cuda_graph", "auto"),
         random_state=seed,
         # The split's rows are drawn from the run's seed (the first, when stacked).
         train_split=ValidSplit(validation, random_state=int(np.atleast_1d(seed)[0]))

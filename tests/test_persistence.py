@@ -26,8 +26,11 @@ def test_weights_round_trip(fitted, tmp_path):
     est, X = fitted
     save_weights(est, tmp_path / "m.pt")
     loaded = load_weights(tmp_path / "m.pt", device="cpu")
-    np.testing.assert_array_equal(loaded.predict_proba(X), est.predict_proba(X))
-    assert loaded.score(X) == est.score(X)
+    # Exact on the CPU; a CUDA model's float64 inference differs from the CPU's in the
+    # last bits (different kernels).
+    tol = 0.0 if torch.device(est.device_).type == "cpu" else 1e-12
+    np.testing.assert_allclose(loaded.predict_proba(X), est.predict_proba(X), rtol=tol, atol=tol)
+    assert loaded.score(X) == pytest.approx(est.score(X), rel=tol, abs=tol)
     np.testing.assert_array_equal(loaded.labels_, est.labels_)
     assert loaded.get_params() == {**est.get_params(), "device": "cpu"}  # where it was loaded
     assert loaded.n_iter_ == 3 and loaded.history_[-1, "train_elbo"] == est.lower_bound_

@@ -1,0 +1,141 @@
+"""The training step as one CUDA graph: forward, backward, clipping and Adam's step, replayed.
+
+A step of these small networks is ~150 short kernels; launched one by one from Python, the
+GPU waits on the host. Captured once as a CUDA graph and replayed, the whole step is one
+launch. What the graph needs, and how it is met here:
+
+- static inputs: each full batch is copied into one buffer the graph reads;
+- the random draws (binarization, noise of z) inside the graph, from the net's own
+  generators, registered with the graph (``CUDAGraph.register_generator_state``): each
+  replay advances a generator's offset as an eager step would, so the data order drawn
+  eagerly between replays and the in-graph draws share one random stream;
+- no host sync and no reallocation inside the step: the gradients are zeroed in place
+  (never set to None), clipping is tensor arithmetic, and Adam runs with
+  ``capturable=True`` (its step count on the device);
+- the learning rate and the optimizer's state tensors are baked into the graph: when
+  either changes (a divergence recovery reloads the state, a schedule changes the rate),
+  the step is captured again;
+- the last, smaller batch of an epoch runs eagerly, as the same function.
+
+The eager function that is captured (``GraphedStep.eager``) is skorch's training step with
+in-place zeroing of the gradients: numerically the same step (tested on the CPU).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from skorch.callbacks import Callback, GradientNormClipping
+from skorch.utils import TeeGenerator
+
+
+def _overrides_grad_hook(callback: Any) -> bool:
+    """Whether a callback acts on the gradients (other than gradient clipping, which is
+    tensor arithmetic and captured with the step)."""
+    if isinstance(callback, GradientNormClipping):
+        return False
+    return type(callback).on_grad_computed is not Callback.on_grad_computed
+
+
+def uses_cuda_graph(net: Any) -> bool:
+    """Whether ``net`` trains with a captured step: ``cuda_graph=True`` or ``"auto"``, on a
+    CUDA device, without ``compile`` (which has graphs of its own) and without callbacks
+    that act on the gradients from Python (they would run once, at capture)."""
+    if net.cuda_graph is False or torch.device(net.device).type != "cuda":
+        return False
+    return not net.compile and not any(_overrides_grad_hook(cb) for _, cb in net.callbacks_)
+
+
+class GraphedStep:
+    """A net's training step, captured as a CUDA graph on its first full batches.
+
+    Parameters
+    ----------
+    net : MixtureVAENet
+        The (initialized) net; its optimizer is switched to ``capturable=True``.
+    warmup : int, default=3
+        Eager steps before the capture (on a side stream, as CUDA graphs require): they
+        create the optimizer's state and the libraries' workspaces.
+    """
+
+    def __init__(self, net: Any, warmup: int = 3) -> None:
+        self.net = net
+        self.warmup = warmup
+        self.eager_steps = 0
+        self.graph: torch.cuda.CUDAGraph | None = None
+        self.key: tuple | None = None
+        if torch.device(net.device).type == "cuda":
+            self._capturable()
+
+    def _capturable(self) -> None:
+        """Adam's step count on the device (a reloaded optimizer state resets the flag)."""
+        for group in self.net.optimizer_.param_groups:
+            group["capturable"] = True
+
+    def params(self) -> list[torch.nn.Parameter]:
+        return [p for group in self.net.optimizer_.param_groups for p in group["params"]]
+
+    def applies(self, batch: Any) -> bool:
+        """Every batch goes through here once a graph may exist (the partial one eagerly)."""
+        return batch[0].is_cuda
+
+    def _key(self) -> tuple:
+        """What the graph bakes in: the rates and the addresses of weights and state."""
+        optimizer = self.net.optimizer_
+        tensors = [t for p in self.params() for t in (p, *optimizer.state.get(p, {}).values())]
+        return (
+            tuple(float(group["lr"]) for group in optimizer.param_groups),
+            tuple(t.data_ptr() for t in tensors if isinstance(t, torch.Tensor)),
+        )
+
+    def eager(self, batch: Any, **fit_params: Any) -> dict[str, Any]:
+        """skorch's training step, with the gradients zeroed in place: what is captured."""
+        net = self.net
+        for p in self.params():
+            if p.grad is not None:
+                p.grad.zero_()  # in place: the graph's gradient buffers stay the same
+        step = net.train_step_single(batch, **fit_params)
+        net.notify(
+            "on_grad_computed",
+            named_parameters=TeeGenerator(net.get_all_learnable_params()),
+            batch=batch,
+            training=True,
+        )
+        net.optimizer_.step()
+        return step
+
+    def step(self, batch: Any, **fit_params: Any) -> dict[str, Any]:
+        x = batch[0]
+        if len(x) != self.net.batch_size:
+            return self.eager(batch, **fit_params)  # the last, partial batch
+        if self.eager_steps < self.warmup:
+            self.eager_steps += 1
+            return self._on_side_stream(batch, **fit_params)
+        if self.graph is None or self._key() != self.key:
+            self._capture(x, **fit_params)
+        self.static_x.copy_(x)
+        self.graph.replay()
+        return self.static_step
+
+    def _on_side_stream(self, batch: Any, **fit_params: Any) -> dict[str, Any]:
+        stream = torch.cuda.Stream(self.net.device)
+        stream.wait_stream(torch.cuda.current_stream(self.net.device))
+        with torch.cuda.stream(stream):
+            step = self.eager(batch, **fit_params)
+        torch.cuda.current_stream(self.net.device).wait_stream(stream)
+        return step
+
+    def _capture(self, x: torch.Tensor, **fit_params: Any) -> None:
+        self._capturable()
+        self.static_x = x.clone()
+        # Gradient buffers exist (warm-up) and are kept alive by the graph's owner.
+        self.grads = [p.grad for p in self.params()]
+        self.graph = torch.cuda.CUDAGraph()
+        generators = self.net.generator_
+        for generator in generators if isinstance(generators, list) else [generators]:
+            self.graph.register_generator_state(generator)
+        # thread_local: fits running in other threads may go on allocating meanwhile.
+        with torch.cuda.graph(self.graph, capture_error_mode="thread_local"):
+            self.static_step = self.eager((self.static_x, None), **fit_params)
+        self.key = self._key()

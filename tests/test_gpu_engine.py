@@ -1,0 +1,196 @@
+"""The GPU engine: no host sync per step, the training step as a CUDA graph.
+
+The CPU tests check what the GPU path is built from (the eager step a graph captures, the
+rule that turns graphs on, one transfer per epoch); the CUDA tests check the graph itself.
+"""
+
+import pickle
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.datasets import make_blobs
+from skorch.callbacks import Callback, GradientNormClipping
+
+from sk_gmvae import GMVAEClustering
+from sk_gmvae._graph import GraphedStep, uses_cuda_graph
+
+SMALL = dict(latent_dim=2, hidden_layer_sizes=(16,), max_epochs=3, batch_size=32)
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    X, _ = make_blobs(n_samples=130, centers=3, n_features=4, random_state=0)
+    return X
+
+
+class CountTransfers(Callback):
+    """Counts device-to-host reads of tensors between each epoch's start and end."""
+
+    def initialize(self):
+        self.per_epoch_ = []
+        return self
+
+    def on_epoch_begin(self, net, **kwargs):
+        self.per_epoch_.append(0)
+
+
+@pytest.mark.parametrize("n_init", [1, 2])
+def test_one_host_transfer_per_epoch(blobs, monkeypatch, n_init):
+    counter = CountTransfers()
+    reads = {"active": False}
+    for name in ("item", "tolist", "__bool__", "__float__", "cpu", "numpy"):
+        original = getattr(torch.Tensor, name)
+
+        def counted(self, *args, _original=original, **kwargs):
+            if reads["active"] and counter.per_epoch_:
+                counter.per_epoch_[-1] += 1
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, counted)
+
+    class Window(Callback):  # reads counted from the epoch's start to its end
+        def on_epoch_begin(self, net, **kwargs):
+            reads["active"] = True
+
+        def on_epoch_end(self, net, **kwargs):
+            reads["active"] = False
+
+    from sk_gmvae._training import build_net
+
+    X = torch.tensor(blobs, dtype=torch.float32)
+    seed = 0 if n_init == 1 else [0, 1]
+    counts = {}
+    for batch_size in (32, 8):  # 5 and 17 steps per epoch
+        counter.initialize()
+        params = GMVAEClustering(3, **{**SMALL, "batch_size": batch_size}).get_params()
+        net = build_net(params, 4, "gaussian", "cpu", seed)
+        net.set_params(callbacks=[*net.callbacks, ("count", counter), ("window", Window())])
+        net.fit(X)
+        assert len(net.history[-1, "batches"]) == len(net.get_iterator(net.get_dataset(X), True))
+        counts[batch_size] = dict(net.callbacks_)["count"].per_epoch_
+    # As many reads per epoch (the epoch's values, the guard's finiteness check) whatever
+    # the number of steps: none per step.
+    assert counts[32] == counts[8] and len(counts[8]) == 3
+    assert 1 <= min(counts[8]) and max(counts[8]) <= 2
+
+
+def test_epoch_values_are_batch_weighted_means_of_the_batch_records(blobs):
+    est = GMVAEClustering(3, random_state=0, **SMALL).fit(blobs)
+    for row in est.history_:
+        sizes = [b["train_batch_size"] for b in row["batches"]]
+        assert sizes == [32, 32, 32, 32, 2]
+        for key in ("train_loss", "train_elbo", "train_entropy"):
+            values = [b[key] for b in row["batches"]]
+            assert row[key] == pytest.approx(np.average(values, weights=sizes), rel=1e-12)
+
+
+def test_the_captured_step_equals_skorchs_step(blobs):
+    # GraphedStep.eager is the function a CUDA graph captures: on the CPU it runs eagerly
+    # and must take the very step skorch's train_step takes (clipping included).
+    est = GMVAEClustering(3, random_state=0, max_grad_norm=0.5, **SMALL).fit(blobs)
+    a, b = (pickle.loads(pickle.dumps(est.net_)) for _ in range(2))
+    x = torch.tensor(blobs[:32], dtype=torch.float32)
+    for net in (a, b):
+        net.module_.train()
+        net.generator_.manual_seed(5)
+    step_a = a.train_step((x, None))
+    step_b = GraphedStep(b).eager((x, None))
+    assert torch.equal(step_a["stats"], step_b["stats"])
+    for (name, pa), pb in zip(a.module_.named_parameters(), b.module_.parameters(), strict=True):
+        assert torch.equal(pa, pb), name
+    for sa, sb in zip(a.optimizer_.state.values(), b.optimizer_.state.values(), strict=True):
+        assert all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+class GradHook(Callback):
+    def on_grad_computed(self, net, named_parameters, **kwargs):
+        pass
+
+
+@pytest.mark.parametrize(
+    "settings, graphed",
+    [
+        ({}, True),
+        ({"device": "cpu"}, False),
+        ({"cuda_graph": False}, False),
+        ({"compile": True}, False),
+        ({"callbacks_": [("clip", GradientNormClipping(1.0))]}, True),
+        ({"callbacks_": [("hook", GradHook())]}, False),
+    ],
+)
+def test_cuda_graph_rule(settings, graphed):
+    net = SimpleNamespace(
+        **{"cuda_graph": "auto", "device": "cuda", "compile": False, "callbacks_": []} | settings
+    )
+    assert uses_cuda_graph(net) is graphed
+
+
+def test_cuda_graph_parameter_is_validated_and_inert_on_the_cpu(blobs):
+    with pytest.raises(ValueError, match="cuda_graph"):
+        GMVAEClustering(3, cuda_graph="always", **SMALL).fit(blobs)
+    on = GMVAEClustering(3, random_state=0, cuda_graph=True, device="cpu", **SMALL).fit(blobs)
+    off = clone(on).set_params(cuda_graph=False).fit(blobs)
+    assert on.lower_bound_ == off.lower_bound_
+
+
+@cuda
+@pytest.mark.parametrize("n_init", [1, 3])
+def test_cuda_graph_training_equals_eager_cuda_training(blobs, n_init):
+    params = dict(random_state=0, n_init=n_init, device="cuda", max_grad_norm=1.0)
+    params |= {**SMALL, "max_epochs": 6, "batch_size": 16}  # captures after 3 warm-up steps
+    graphed = GMVAEClustering(3, cuda_graph=True, **params).fit(blobs)
+    eager = GMVAEClustering(3, cuda_graph=False, **params).fit(blobs)
+    # The same draws and the same step; Adam's device-side step count may differ in the
+    # last bits from the eager one.
+    np.testing.assert_allclose(
+        graphed.history_[:, "train_elbo"], eager.history_[:, "train_elbo"], rtol=1e-4
+    )
+    np.testing.assert_array_equal(graphed.labels_, eager.labels_)
+    restored = pickle.loads(pickle.dumps(graphed))  # no graph or capturable state pickled
+    assert not any(g["capturable"] for g in restored.net_.optimizer_.param_groups)
+
+
+@cuda
+def test_cuda_graph_divergence_is_still_undone(blobs):
+    est = GMVAEClustering(
+        3, random_state=0, cuda_graph=True, device="cuda", learning_rate=1e8, **SMALL
+    )
+    with pytest.warns(Warning, match="diverged"):
+        est.fit(blobs)
+    assert all(torch.isfinite(p).all() for p in est.net_.module_.parameters())
+
+
+def test_guard_undoes_an_epoch_from_its_first_non_finite_step(blobs):
+    # The guard sees the steps' losses once per epoch (no per-step sync): a non-finite
+    # step restores the last finite state and drops that step and the later ones.
+    est = GMVAEClustering(3, random_state=0, **SMALL).fit(blobs)
+    net = est.net_
+    guard = dict(net.callbacks_)["divergence_guard"].initialize()
+    guard.on_train_begin(net)
+    kept = {k: v.clone() for k, v in net.module_.state_dict().items()}
+    lr = net.optimizer_.param_groups[0]["lr"]
+    with torch.no_grad():
+        next(net.module_.parameters()).add_(1.0)  # the epoch's steps moved the weights
+    net.history.new_epoch()
+    for loss, elbo in ((2.0, -2.0), (4.0, -4.0), (float("nan"), float("nan")), (1.0, -1.0)):
+        net.history.new_batch()
+        net.history.record_batch("train_batch_size", 10 if loss == 4.0 else 30)
+        net.history.record_batch("train_loss", loss)
+        net.history.record_batch("train_elbo", elbo)
+        net.history.record_batch("train_entropy", 0.5)
+    for _, callback in net.callbacks_:  # the epoch's scores, as skorch records them
+        if hasattr(callback, "on_train") and callback.on_train:
+            callback.on_epoch_end(net)
+    assert np.isnan(net.history[-1, "train_loss"])
+    guard.on_epoch_end(net)
+    assert [b["train_loss"] for b in net.history[-1, "batches"]] == [2.0, 4.0]
+    assert net.history[-1, "train_loss"] == pytest.approx((2.0 * 30 + 4.0 * 10) / 40)
+    assert net.history[-1, "train_elbo"] == pytest.approx(-(2.0 * 30 + 4.0 * 10) / 40)
+    assert net.history[-1, "divergence_recoveries"] == 1
+    assert net.optimizer_.param_groups[0]["lr"] == pytest.approx(lr * guard.lr_factor)
+    for name, value in net.module_.state_dict().items():
+        assert torch.equal(value, kept[name]), name
