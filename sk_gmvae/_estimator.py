@@ -513,8 +513,8 @@ class GMVAEClustering(
                 else "no complete epoch: the model is its initialization"
             )
             message = (
-                f"Training diverged (non-finite loss) {run.guard.recoveries_ + 1} times "
-                f"despite lowering the learning rate; stopped with {kept}. Lower "
+                f"Training diverged (non-finite loss) in {run.divergences} epochs, which were "
+                f"undone, despite lowering the learning rate; stopped with {kept}. Lower "
                 "learning_rate, set max_grad_norm, or scale X."
             )
         elif run.interrupted:

@@ -16,8 +16,9 @@ class DivergenceGuard(Callback):
     At the start of training and after every epoch whose parameters are all finite, it
     keeps a copy of the module's and optimizer's state. When a step's loss was NaN or
     infinite (checked at the end of each epoch, from the losses the epoch's single
-    device-to-host transfer brought: no sync per step), it restores that copy, drops that
-    step and the epoch's later ones from the history, and either
+    device-to-host transfer brought: no sync per step), it restores that copy, which
+    undoes the whole epoch: the epoch's steps are dropped from the history and its
+    training values become NaN (it does not count as a complete epoch). Then it either
     multiplies the learning rate by ``lr_factor`` and goes on (at most ``max_recoveries``
     times) or stops training, leaving the last finite model. ``GMVAEClustering`` always
     uses one, and warns when it stopped.
@@ -61,20 +62,18 @@ class DivergenceGuard(Callback):
     def on_epoch_end(self, net: Any, **kwargs: Any) -> None:
         # The steps' losses reach the host once per epoch (``MixtureVAENet.run_single_epoch``),
         # so a non-finite step is caught at the end of its epoch, from those values.
-        batches = net.history[-1]["batches"]
-        bad = next((i for i, b in enumerate(batches) if not _finite(b.get("train_loss"))), None)
-        if bad is None:
+        if all(_finite(b.get("train_loss")) for b in net.history[-1]["batches"]):
             self._keep(net)
-            return
-        self._recover(net, bad)
+        else:
+            self._recover(net)
 
-    def _recover(self, net: Any, bad: int) -> None:
-        """Undo the epoch whose step ``bad`` was the first non-finite one: restore the last
-        finite state, drop that step and those after it (trained from non-finite weights)
-        from the history, rescore the epoch, then lower the learning rate or stop."""
+    def _recover(self, net: Any) -> None:
+        """Undo the epoch that had a non-finite step: restore the last finite state (from
+        before the epoch, so all its steps are undone), drop the epoch's steps from the
+        history and rescore it (NaN), then lower the learning rate or stop."""
         net.module_.load_state_dict(self._good["module"])
         net.optimizer_.load_state_dict(self._good["optimizer"])
-        del net.history[-1]["batches"][bad:]  # the diverged steps do not count
+        del net.history[-1]["batches"][:]  # the state is from before them all
         _rescore(net)
         if self.recoveries_ >= self.max_recoveries:
             self.stopped_ = True
@@ -91,14 +90,11 @@ def _finite(value: Any) -> bool:
 
 
 def _rescore(net: Any) -> None:
-    """Recompute the epoch's training scores (``PassthroughScoring``: the batch-size-weighted
-    means) from the steps that remain; an epoch left without steps loses them."""
+    """Record the undone epoch's training scores as NaN (``PassthroughScoring``'s
+    batch-size-weighted means, of no step): callbacks that read them after the guard
+    (``EarlyStopping``) see an epoch that did not improve, not a missing key."""
     row = net.history[-1]
     for _, callback in net.callbacks_:
-        if not (isinstance(callback, PassthroughScoring) and callback.on_train):
-            continue
-        if row["batches"]:
-            callback.on_epoch_end(net)
-        else:
-            row.pop(callback.name, None)
+        if isinstance(callback, PassthroughScoring) and callback.on_train:
+            row[callback.name] = math.nan
             row.pop(f"{callback.name}_best", None)

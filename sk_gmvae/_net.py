@@ -191,18 +191,6 @@ class MixtureVAENet(NeuralNet):
     def _set_generator_states(self, states: Any) -> None:
         self.generator_.set_state(states)
 
-    def run_single_epoch(self, iterator: Any, training: bool, *args: Any, **kwargs: Any) -> None:
-        if training:
-            return super().run_single_epoch(iterator, training, *args, **kwargs)
-        # The validation rows' noise of z comes from a third stream of ``random_state``,
-        # restarted every epoch: the same noise each epoch (epochs' valid_elbo differ by
-        # the model only), and training's stream and the global RNG are untouched.
-        self._eval_generator = self._generators(2, self.device)
-        try:
-            return super().run_single_epoch(iterator, training, *args, **kwargs)
-        finally:
-            self._eval_generator = None
-
     def reseed(self, seed: int) -> None:
         """Start a new training random stream from ``seed`` (for further epochs of a
         trained net: a warm start)."""
@@ -343,8 +331,18 @@ class MixtureVAENet(NeuralNet):
         step's ``loss`` and ``stats`` tensors, and the batch record holds only
         ``train_batch_size`` until the epoch ends.
         """
-        if iterator is None or not training:
+        if iterator is None:
             return super().run_single_epoch(iterator, training, prefix, step_fn, **fit_params)
+        if not training:
+            # The validation rows' noise of z comes from a third stream of
+            # ``random_state``, restarted every epoch: the same noise each epoch (epochs'
+            # valid_elbo differ by the model only); training's stream and the global RNG
+            # are untouched.
+            self._eval_generator = self._generators(2, self.device)
+            try:
+                return super().run_single_epoch(iterator, training, prefix, step_fn, **fit_params)
+            finally:
+                self._eval_generator = None
         stats, names = None, None
         batch_count = 0
         for batch in iterator:

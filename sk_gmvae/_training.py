@@ -267,15 +267,31 @@ class Run:
         return completed_epochs(self.net)
 
     @property
+    def _early_stopping_ended(self) -> bool:
+        stopping = dict(self.net.callbacks_).get("early_stopping")
+        return stopping is not None and stopping.misses_ >= stopping.patience
+
+    @property
+    def _last_epoch_undone(self) -> bool:
+        last = self.net.history[-1] if len(self.net.history) else {}
+        return not np.isfinite(last.get("train_loss", math.nan))
+
+    @property
     def diverged(self) -> bool:
-        """Whether the guard stopped training (the loss kept going non-finite)."""
-        return self.guard.stopped_
+        """Whether divergence ended training: the guard stopped it (the loss kept going
+        non-finite), or early stopping did on epochs the guard had undone."""
+        return self.guard.stopped_ or (self._early_stopping_ended and self._last_epoch_undone)
+
+    @property
+    def divergences(self) -> int:
+        """Epochs undone by the guard (each had a non-finite step)."""
+        return self.guard.recoveries_ + int(self.guard.stopped_)
 
     @property
     def stopped_early(self) -> bool:
-        """Whether early stopping (``tol``) ended training: the loss stopped improving."""
-        stopping = dict(self.net.callbacks_).get("early_stopping")
-        return stopping is not None and stopping.misses_ >= stopping.patience
+        """Whether early stopping (``tol``) ended training because the loss stopped
+        improving (on epochs that trained, not on epochs the guard undid)."""
+        return self._early_stopping_ended and not self._last_epoch_undone
 
     @property
     def interrupted(self) -> bool:
