@@ -29,6 +29,17 @@ def _pyplot():
     return plt
 
 
+def _save(fig: Any, ax: Any, path: str | Path, title: str | None, dpi: int) -> Path:
+    """Title ``ax`` (when given), lay ``fig`` out, write it to ``path`` and close it."""
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=dpi)
+    _pyplot().close(fig)
+    return path
+
+
 # The study's settings: its logged curves are comparable only to runs with these.
 STUDY_N_CLUSTERS, STUDY_N_TRAIN = 10, 50_000
 
@@ -152,13 +163,7 @@ def _save_grid(
     ax.set_yticks(np.arange(k) * h + h / 2, row_labels)
     ax.set_xticks([])
     ax.set_ylabel("cluster")
-    if title:
-        ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(fig, ax, path, title, dpi=100)
 
 
 def plot_prototypes(
@@ -245,13 +250,7 @@ def plot_confusion(
     ax.set_xlabel("class")
     ax.set_ylabel("cluster: size, majority class")
     fig.colorbar(image, ax=ax, label="share of the cluster")
-    if title:
-        ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, ax, path, title, dpi=120)
 
 
 def latent_pca(Z: np.ndarray) -> np.ndarray:
@@ -290,10 +289,4 @@ def plot_latent(
     ax.legend(
         title="cluster", markerscale=3, fontsize=7, loc="center left", bbox_to_anchor=(1, 0.5)
     )
-    if title:
-        ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, ax, path, title, dpi=120)
