@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import warnings
 from numbers import Integral, Real
 
@@ -23,6 +22,7 @@ from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d,
 from ._inference import (
     decoded_mean,
     elbo,
+    float64_copy,
     latent_mean,
     latent_moments,
     posterior,
@@ -38,7 +38,9 @@ from ._training import (
     hidden_sizes,
     keep_best,
     resolve_device,
+    resolve_likelihood,
     resolve_params,
+    restart_seeds,
     train_run,
 )
 
@@ -106,6 +108,18 @@ class GMVAEClustering(
         reward for spread-out assignments; at ``eta`` or more the reward is gone and
         every row goes to one cluster. On digits 0, 0.25 and 0.5 gave 0.76, 0.79 and
         0.81 mean accuracy over 3 seeds, 1.0 put everything in one cluster.
+    kl_warmup : float, default=0.0
+        Epochs of KL warm-up: the weight of both KL terms (on z and on y) rises linearly
+        from 0 at the first step to 1 after this many epochs (``KLWarmup``), so that
+        training starts as an autoencoder whose codes the mixture then organizes. 0 (the
+        study's setting): the loss is the same at every step.
+    pretrain_epochs : int, default=0
+        VaDE's initialisation (Jiang et al., 2017): train the first ``pretrain_epochs``
+        of the ``max_epochs`` as an autoencoder (the KL terms' weight 0), then fit a
+        diagonal ``GaussianMixture`` to the codes E[z|x] of the training rows and start
+        the per-cluster prior p(z|y) (and VaDE's mixture weights) from it
+        (``GMMPriorInit``); any ``kl_warmup`` starts after it. For ``"gmvae"`` and
+        ``"vade"``; the other variants only pre-train. 0: no pre-training.
     max_epochs : int or "auto", default="auto"
         Number of passes over the training data. ``"auto"``: as many as take 3,600
         optimizer steps (200 epochs of digits' 1,797 rows at ``batch_size=100``, 8 of
@@ -319,6 +333,8 @@ class GMVAEClustering(
         "beta": [Interval(Real, 0, None, closed="left")],
         "eta": [Interval(Real, 0, None, closed="left")],
         "entropy_weight": [Interval(Real, None, None, closed="neither"), StrOptions({"auto"})],
+        "kl_warmup": [Interval(Real, 0, None, closed="left")],
+        "pretrain_epochs": [Interval(Integral, 0, None, closed="left")],
         "max_epochs": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "precision": [StrOptions({"float32", "tf32", "bfloat16"})],
         "compile": ["boolean"],
@@ -355,6 +371,8 @@ class GMVAEClustering(
         beta: float = 1.0,
         eta: float = 1.0,
         entropy_weight: float | str = "auto",
+        kl_warmup: float = 0.0,
+        pretrain_epochs: int = 0,
         max_epochs: int | str = "auto",
         precision: str = "float32",
         compile: bool = False,
@@ -387,6 +405,8 @@ class GMVAEClustering(
         self.beta = beta
         self.eta = eta
         self.entropy_weight = entropy_weight
+        self.kl_warmup = kl_warmup
+        self.pretrain_epochs = pretrain_epochs
         self.max_epochs = max_epochs
         self.precision = precision
         self.compile = compile
@@ -412,15 +432,7 @@ class GMVAEClustering(
     # ------------------------------------------------------------------ validation
 
     def _resolve_likelihood(self, X: np.ndarray) -> str:
-        in_unit_interval = X.size > 0 and X.min() >= 0.0 and X.max() <= 1.0
-        if self.likelihood == "auto":
-            return "bernoulli" if in_unit_interval else "gaussian"
-        if self.likelihood == "bernoulli" and not in_unit_interval:
-            raise ValueError(
-                "likelihood='bernoulli' needs every value of X in [0, 1]; scale the data "
-                "(e.g. MinMaxScaler) or use likelihood='gaussian'."
-            )
-        return self.likelihood
+        return resolve_likelihood(self.likelihood, X)
 
     def _check_bernoulli_range(self, X: np.ndarray) -> None:
         if self.likelihood_ == "bernoulli" and X.size and (X.min() < 0.0 or X.max() > 1.0):
@@ -468,20 +480,26 @@ class GMVAEClustering(
         X_train = torch.tensor(X, dtype=torch.float32, device=device)
 
         # Every random draw of training comes from the nets' own generators, seeded here.
-        seed = int(rng.randint(SEED_MAX))
+        seeds = restart_seeds(rng, 1 if continuing else self.n_init)
         if continuing:
-            self.net_.reseed(seed)  # a new random stream for these epochs
+            self.net_.reseed(seeds[0])  # a new random stream for these epochs
             epochs = resolve_params(self.get_params(), *X.shape)["max_epochs"]
             run = train_run(self.net_, X_train, epochs=epochs)
-            self.restarts_ = [{"seed": seed, "lower_bound": run.final_elbo}]
+            self.restarts_ = [{"seed": seeds[0], "lower_bound": run.final_elbo}]
         else:
-            seeds = (seed, *(int(rng.randint(SEED_MAX)) for _ in range(self.n_init - 1)))
             params = resolve_params(self.get_params(), *X.shape)
+            if self.pretrain_epochs >= params["max_epochs"]:
+                raise ValueError(
+                    f"pretrain_epochs={self.pretrain_epochs} leaves no epoch of the "
+                    f"max_epochs={params['max_epochs']} to train the mixture; raise "
+                    "max_epochs or lower pretrain_epochs."
+                )
             self.hidden_layer_sizes_ = params["hidden_layer_sizes"]
             self.latent_dim_, self.binarize_ = params["latent_dim"], params["binarize"]
             self.entropy_weight_ = params["entropy_weight"]
             restarts = Restarts(params, X.shape[1], likelihood, device, seeds)
-            run, self.restarts_ = keep_best(restarts.fit(X_train), self.restart_selection, X)
+            runs = self._train(restarts, X_train)
+            run, self.restarts_ = keep_best(runs, self.restart_selection, X)
 
         net = run.net
         self.net_, self.history_ = net, net.history
@@ -497,11 +515,15 @@ class GMVAEClustering(
         # stored in label order.
         counts = np.bincount(self._trained_labels(X), minlength=self.n_clusters)
         net.permute_clusters(np.argsort(-counts, kind="stable"))
-        self._inference_module_ = self._float64_copy()
+        self._inference_module_ = float64_copy(self.net_.module_)
         proba = self._proba(X)
         self.labels_ = proba.argmax(axis=1)
         self.weights_ = proba.mean(axis=0)
         return self
+
+    def _train(self, restarts: Restarts, X: torch.Tensor) -> list[Run]:
+        """The fit's training runs, one per restart (a hook: ``Restarts.fit``)."""
+        return restarts.fit(X)
 
     def _warn_about(self, run: Run) -> None:
         """A ``ConvergenceWarning`` saying how training ended when it did not simply run
@@ -541,7 +563,7 @@ class GMVAEClustering(
         if table is None:
             raise AttributeError(
                 f"variant={module.variant!r} has no per-cluster Gaussians (means_, "
-                "covariances_); 'gmvae' and 'modified_m2' have them."
+                "covariances_); 'gmvae', 'vade' and 'modified_m2' have them."
             )
         with torch.no_grad():
             mean, var = getattr(module, table).params()
@@ -575,25 +597,23 @@ class GMVAEClustering(
 
     def __setstate__(self, state: dict) -> None:
         order = state.pop("_cluster_order", None)
-        state.setdefault("cuda_graph", "auto")  # pickled before the parameter existed
+        # Pickled before these parameters existed.
+        state.setdefault("cuda_graph", "auto")
+        state.setdefault("kl_warmup", 0.0)
+        state.setdefault("pretrain_epochs", 0)
         super().__setstate__(state)
         if "net_" in self.__dict__:
             # skorch maps a net pickled on a GPU to the CPU where CUDA is missing; follow it.
             self.device_ = str(self.net_.device)
             if order is not None:  # pickled before the model was stored in label order
                 self.net_.permute_clusters(order)
-            self._inference_module_ = self._float64_copy()
+            self._inference_module_ = float64_copy(self.net_.module_)
 
     # ------------------------------------------------------------------ inference
 
-    def _float64_copy(self) -> torch.nn.Module:
-        """A float64 copy of the fitted module in eval mode, for inference (the fitted one
-        stays float32 for training); made once per fit, or on unpickling."""
-        return copy.deepcopy(self.net_.module_).to(torch.float64).eval()
-
     def _trained_labels(self, X: np.ndarray) -> np.ndarray:
         """Labels ``argmax_y q(y|x)`` of the module as trained, before renumbering."""
-        return self._proba(X, self._float64_copy()).argmax(axis=1)
+        return self._proba(X, float64_copy(self.net_.module_)).argmax(axis=1)
 
     def _proba(self, X: np.ndarray, module: torch.nn.Module | None = None) -> np.ndarray:
         """q(y|x) of every row, in float64."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 
 import numpy as np
@@ -12,6 +13,12 @@ from ._objective import elbo_terms
 # Chunks are sized so that the largest (rows, K, width) tensor holds at most this many
 # elements (32 MiB in float64), whatever the number of rows.
 _CHUNK_ELEMENTS = 2**22
+
+
+def float64_copy(module: torch.nn.Module) -> torch.nn.Module:
+    """A float64 copy of ``module`` in eval mode, for inference (the trained module stays
+    float32, in training mode)."""
+    return copy.deepcopy(module).to(torch.float64).eval()
 
 
 def chunk_rows(module: torch.nn.Module, n_features: int) -> int:

@@ -108,21 +108,6 @@ def stream_generator(seed: int, stream: int, device: Any) -> torch.Generator:
     return torch.Generator(device).manual_seed(int(state))
 
 
-class EpochMean(PassthroughScoring):
-    """skorch's ``PassthroughScoring`` (the batch-size-weighted mean of a per-batch value)
-    that records NaN for an epoch whose every step was undone by the divergence guard,
-    instead of no value: callbacks that read the epoch's value (``EarlyStopping``) then
-    see a step that did not improve, not a missing key."""
-
-    def on_epoch_end(self, net: Any, **kwargs: Any) -> None:
-        batches = net.history[-1, "batches"]
-        key = "train_batch_size" if self.on_train else "valid_batch_size"
-        if self.on_train and not any(key in b for b in batches):
-            net.history.record(self.name, float("nan"))
-            return
-        super().on_epoch_end(net, **kwargs)
-
-
 class MixtureVAENet(NeuralNet):
     """A skorch ``NeuralNet`` for unsupervised mixture VAEs.
 
@@ -280,10 +265,9 @@ class MixtureVAENet(NeuralNet):
     @property
     def _default_callbacks(self) -> list[tuple[str, Any]]:
         return [
-            *[(n, cb) for n, cb in super()._default_callbacks if n != "train_loss"],
-            ("train_loss", EpochMean(name="train_loss", on_train=True)),
-            ("train_elbo", EpochMean(name="train_elbo", on_train=True)),
-            ("train_entropy", EpochMean(name="train_entropy", on_train=True)),
+            *super()._default_callbacks,
+            ("train_elbo", PassthroughScoring(name="train_elbo", on_train=True)),
+            ("train_entropy", PassthroughScoring(name="train_entropy", on_train=True)),
             ("valid_elbo", PassthroughScoring(name="valid_elbo", lower_is_better=False)),
             ("valid_entropy", PassthroughScoring(name="valid_entropy")),
         ]

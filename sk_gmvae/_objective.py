@@ -10,13 +10,18 @@ The training loss generalizes it with the knobs the literature argues about:
     loss(x) = - sum_y q(y|x) [ log p(x|z_y, y) - beta * (log q(z_y|x, y) - log p(z_y|y)) ]
               + eta * KL(q(y|x) || p(y)) + entropy_weight * H(q(y|x)),
 
-which is the negative ELBO for beta = eta = 1, entropy_weight = 0 (the defaults).
+which is the negative ELBO for beta = eta = 1, entropy_weight = 0 (the defaults). A KL
+warm-up (``KLWarmup``) multiplies the two KL terms by a weight w rising from 0 to 1:
+
+    loss(x) = - sum_y q(y|x) [ log p(x|z_y, y) - w * beta * (log q - log p)(z_y) ]
+              + w * eta * KL(q(y|x) || p(y)) + entropy_weight * H(q(y|x)).
 """
 
 from __future__ import annotations
 
 from typing import NamedTuple
 
+import torch
 from torch import Tensor, nn
 from torch.distributions import Categorical
 
@@ -61,11 +66,19 @@ class NegativeELBO(nn.Module):
     entropy_weight : float, default=0.0
         Weight on the conditional entropy H(q(y|x)) (a consistency-violation penalty);
         positive values push q(y|x) towards confident assignments.
+
+    Attributes
+    ----------
+    kl_weight : Tensor
+        The warm-up weight w of both KL terms (a 0-d buffer, 1 unless a ``KLWarmup``
+        callback sets it; a tensor filled in place, so a captured CUDA graph reads the
+        current value).
     """
 
     def __init__(self, beta: float = 1.0, eta: float = 1.0, entropy_weight: float = 0.0) -> None:
         super().__init__()
         self.beta, self.eta, self.entropy_weight = beta, eta, entropy_weight
+        self.register_buffer("kl_weight", torch.ones(()), persistent=False)
 
     def forward(self, terms: ELBOTerms | ModelOutput) -> Tensor:
         """Mean loss over the rows (axis 0): a scalar, or one per restart for terms of
@@ -73,10 +86,11 @@ class NegativeELBO(nn.Module):
         output they are computed from."""
         if isinstance(terms, ModelOutput):
             terms = elbo_terms(terms)
+        w = self.kl_weight  # (w * beta) first: with w = 1, exactly the unweighted sum
         per_example = (
             -terms.reconstruction
-            + self.beta * terms.kl_z
-            + self.eta * terms.kl_y
+            + w * self.beta * terms.kl_z
+            + w * self.eta * terms.kl_y
             + self.entropy_weight * terms.entropy
         )
         return per_example.mean(0)

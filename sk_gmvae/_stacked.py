@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from skorch.callbacks import GradientNormClipping, PassthroughScoring, PrintLog
+from skorch.callbacks import Callback, GradientNormClipping, PassthroughScoring, PrintLog
 from skorch.history import History
 from torch import Tensor, nn
 from torch.func import functional_call, stack_module_state, vmap
@@ -80,6 +80,12 @@ class StackedMixtureVAE(nn.Module):
     def restart_state(self, r: int) -> dict[str, Tensor]:
         """The state dict of replica ``r``, for a ``MixtureVAE``."""
         return {name: p[r].detach().clone() for name, p in self.stacked_parameters().items()}
+
+    def load_restart_states(self, states: Sequence[dict[str, Tensor]]) -> None:
+        """Make replica r the ``MixtureVAE`` whose state dict is ``states[r]``."""
+        with torch.no_grad():
+            for name, param in self.stacked_parameters().items():
+                param.copy_(torch.stack([state[name] for state in states]))
 
     def draw_training_inputs(
         self, x: Tensor, generators: Sequence[torch.Generator]
@@ -190,21 +196,112 @@ class StackedMixtureVAENet(MixtureVAENet):
             ("print_log", RestartPrintLog(keys_ignored=["train_loss"])),
         ]
 
+    def restart_training_state(self, r: int) -> dict[str, Any]:
+        """Restart r's ``training_state``, as a lone ``MixtureVAENet`` with its seed would
+        hold it: weights, optimizer state, training random stream."""
+        optimizer = self.optimizer_.state_dict()
+        optimizer["state"] = {
+            i: {key: value[r].clone() if value.ndim else value.clone() for key, value in s.items()}
+            for i, s in optimizer["state"].items()
+        }
+        return {
+            "module": self.module_.restart_state(r),
+            "optimizer": optimizer,
+            "generator": self.generator_[r].get_state(),
+        }
+
+    def load_restart_states(self, states: Sequence[dict[str, Any]]) -> None:
+        """The inverse of ``restart_training_state``: restart r takes ``states[r]``, the
+        ``training_state`` of a lone net with its seed. The restarts must have taken the
+        same number of optimizer steps (they share Adam's step count)."""
+        self.module_.load_restart_states([state["module"] for state in states])
+        optimizer = copy.deepcopy(states[0]["optimizer"])  # param groups, scalar entries
+        for i, entry in optimizer["state"].items():
+            for key, value in entry.items():
+                values = [state["optimizer"]["state"][i][key] for state in states]
+                if value.ndim:
+                    entry[key] = torch.stack(values)
+                elif any(not torch.equal(v, value) for v in values):
+                    raise ValueError(f"the restarts differ in the optimizer's {key!r}.")
+        self.optimizer_.load_state_dict(optimizer)
+        self._set_generator_states([state["generator"] for state in states])
+
     def restart_into(self, r: int, net: MixtureVAENet) -> MixtureVAENet:
         """Make ``net`` (a ``MixtureVAENet`` of the same settings, seeded with restart r's
         seed) restart ``r``: its weights, optimizer state, history and random stream.
         Training ``net`` further continues restart r as a lone net would."""
         net.initialize()
-        net.module_.load_state_dict(self.module_.restart_state(r))
-        state = self.optimizer_.state_dict()
-        state["state"] = {
-            i: {key: value[r].clone() if value.ndim else value for key, value in s.items()}
-            for i, s in state["state"].items()
-        }
-        net.optimizer_.load_state_dict(state)
+        net.load_training_state(self.restart_training_state(r))
         net.history = restart_history(self.history, r)
-        net.generator_.set_state(self.generator_[r].get_state())
         return net
+
+
+class PerRestart(Callback):
+    """Lone nets that follow the restarts of a stacked net epoch by epoch, each with
+    callbacks of its own (its monitor, history file, checkpoint, ...).
+
+    ``nets[r]`` is an initialized ``MixtureVAENet`` with restart r's settings and seed,
+    ``callbacks[r]`` its callbacks. :meth:`resume` starts them (their ``on_train_begin``,
+    in which a ``RunCheckpoint`` resumes its run) and gives the stacked net the states
+    and histories they start from. After every epoch of the stacked net (after its
+    divergence guard: an undone epoch reaches no restart), ``nets[r]`` takes restart r's
+    training state and epoch record, and ``callbacks[r]`` run ``on_epoch_end`` on it,
+    exactly as they would after an epoch of restart r trained alone. Only the epoch-level
+    events are forwarded (``on_train_begin``, ``on_epoch_end``, ``on_train_end``).
+    """
+
+    def __init__(self, nets: Sequence[MixtureVAENet], callbacks: Sequence[Sequence]) -> None:
+        self.nets = nets
+        self.callbacks = callbacks
+
+    def initialize(self) -> PerRestart:
+        for callbacks in self.callbacks:
+            for callback in callbacks:
+                callback.initialize()
+        return self
+
+    def _notify(self, method: str, **kwargs: Any) -> None:
+        for net, callbacks in zip(self.nets, self.callbacks, strict=True):
+            for callback in callbacks:
+                getattr(callback, method)(net, **kwargs)
+
+    def resume(self, net: StackedMixtureVAENet, X: Any = None) -> None:
+        """Start every restart's callbacks and put the stacked ``net`` (initialized) in
+        the restarts' states, with their histories."""
+        self._notify("on_train_begin", X=X)
+        net.load_restart_states([lone.training_state() for lone in self.nets])
+        net.history = stack_histories([lone.history for lone in self.nets])
+
+    def on_epoch_end(self, net: StackedMixtureVAENet, **kwargs: Any) -> None:
+        for r, lone in enumerate(self.nets):
+            lone.load_training_state(net.restart_training_state(r))
+            row = restart_history(History([net.history[-1]]), r)[0]
+            if "train_loss" in row:
+                losses = [old["train_loss"] for old in lone.history if "train_loss" in old]
+                row["train_loss_best"] = row["train_loss"] < min(losses, default=math.inf)
+            lone.history.append(row)
+        self._notify("on_epoch_end")
+
+    def on_train_end(self, net: StackedMixtureVAENet, **kwargs: Any) -> None:
+        self._notify("on_train_end")
+
+
+def stack_histories(histories: Sequence[History]) -> History:
+    """A stacked net's history from its restarts' (of equal lengths, per-epoch values
+    only): each value a list over the restarts, ``train_restart_loss`` the restarts'
+    losses and ``train_loss`` their sum."""
+    rows = []
+    for epoch, records in enumerate(zip(*histories, strict=True), start=1):
+        keys = [k for k in records[0] if k != "batches" and all(k in r for r in records)]
+        row: dict[str, Any] = {"epoch": epoch, "batches": []}
+        for key in keys:
+            if key != "epoch" and not key.endswith("_best"):
+                row[key] = [r[key] for r in records]
+        if "train_loss" in row:
+            row["train_restart_loss"] = row["train_loss"]
+            row["train_loss"] = float(sum(row["train_restart_loss"]))
+        rows.append(row)
+    return History(rows)
 
 
 def restart_history(history: History, r: int) -> History:

@@ -16,12 +16,13 @@ from typing import Any
 
 import numpy as np
 import torch
+from sklearn.utils import check_random_state
 from skorch.callbacks import EarlyStopping, GradientNormClipping, LRScheduler
 from skorch.dataset import ValidSplit
 from torch.optim.lr_scheduler import ExponentialLR
 
 from ._guard import DivergenceGuard
-from ._inference import posterior
+from ._inference import float64_copy, posterior
 from ._model import MixtureVAE
 from ._net import MixtureVAENet, TensorBatches
 from ._objective import NegativeELBO
@@ -32,6 +33,7 @@ from ._stacked import (
     StackedTensorBatches,
 )
 from .callbacks._progress import FitProgressBar
+from .callbacks._warmup import GMMPriorInit, KLWarmup
 from .metrics import conditional_entropy, mutual_information
 
 SEED_MAX = np.iinfo(np.int32).max
@@ -49,6 +51,29 @@ def resolve_device(device: str | torch.device) -> torch.device:
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device={device!r} was requested but CUDA is not available.")
     return resolved
+
+
+def resolve_likelihood(likelihood: str, X: np.ndarray) -> str:
+    """The observation model of the estimator's ``likelihood`` parameter for data X
+    (``"auto"``: Bernoulli when every value lies in [0, 1], else Gaussian); a
+    ``ValueError`` for a Bernoulli likelihood on data outside [0, 1]."""
+    in_unit_interval = X.size > 0 and X.min() >= 0.0 and X.max() <= 1.0
+    if likelihood == "auto":
+        return "bernoulli" if in_unit_interval else "gaussian"
+    if likelihood == "bernoulli" and not in_unit_interval:
+        raise ValueError(
+            "likelihood='bernoulli' needs every value of X in [0, 1]; scale the data "
+            "(e.g. MinMaxScaler) or use likelihood='gaussian'."
+        )
+    return likelihood
+
+
+def restart_seeds(random_state: Any, n: int) -> tuple[int, ...]:
+    """The seeds of a fit's ``n`` restarts (its nets' ``random_state``), drawn from the
+    estimator's ``random_state``: ``GMVAEClustering(random_state=s)`` trains its first
+    restart with ``restart_seeds(s, n)[0]``, whatever n."""
+    rng = check_random_state(random_state)
+    return tuple(int(rng.randint(SEED_MAX)) for _ in range(n))
 
 
 def hidden_sizes(hidden_layer_sizes: Any) -> tuple[int, ...]:
@@ -174,6 +199,11 @@ def build_net(
         # down to learning_rate * decay at the end, whatever the number of epochs.
         gamma = params["learning_rate_decay"] ** (1.0 / params["max_epochs"])
         callbacks.append(("lr_scheduler", LRScheduler(ExponentialLR, gamma=gamma)))
+    pretrain = params.get("pretrain_epochs", 0)
+    if params.get("kl_warmup") or pretrain:
+        callbacks.append(("kl_warmup", KLWarmup(params.get("kl_warmup", 0.0), delay=pretrain)))
+    if pretrain:
+        callbacks.append(("gmm_prior_init", GMMPriorInit(pretrain)))
     validation = params.get("validation_fraction")
     if params["tol"] is not None:
         stopping = EarlyStopping(
@@ -320,15 +350,16 @@ def train_run(net: MixtureVAENet, X: torch.Tensor, epochs: int | None = None) ->
 
 def stacks_restarts(params: dict[str, Any], device: str | torch.device) -> bool:
     """Whether the ``n_init`` restarts of the estimator with ``params`` train at once as
-    one stacked model on ``device``. Never with early stopping (per restart) or user
-    callbacks (which expect a plain net); with ``stack_restarts="auto"``, on CUDA only
-    (on CPUs the restarts' matmuls are compute-bound already and stacking measured no
-    faster)."""
+    one stacked model on ``device``. Never with early stopping (per restart), user
+    callbacks (which expect a plain net) or the prior's GMM initialisation (one net at a
+    time); with ``stack_restarts="auto"``, on CUDA only (on CPUs the restarts' matmuls are
+    compute-bound already and stacking measured no faster)."""
     if (
         params["n_init"] == 1
         or params["tol"] is not None
         or params["callbacks"]
         or params.get("validation_fraction")
+        or params.get("pretrain_epochs")
     ):
         return False
     if params["stack_restarts"] == "auto":
@@ -377,8 +408,7 @@ RESTART_CRITERIA = ("elbo", "entropy", "mutual_information")
 def restart_scores(run: Run, X: np.ndarray) -> dict[str, float]:
     """What ``keep_best`` can rank a run by: its final training ELBO, and H(Y|X) and
     I(X; Y) of its q(y|x) on the training rows X (float64 inference, eval mode)."""
-    module = copy.deepcopy(run.net.module_).to(torch.float64).eval()
-    proba = posterior(module, X, torch.float64)
+    proba = posterior(float64_copy(run.net.module_), X, torch.float64)
     return {
         "seed": int(run.net.random_state),
         "lower_bound": run.final_elbo,

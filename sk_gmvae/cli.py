@@ -34,6 +34,8 @@ def _mnist(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,
         entropy_weight=args.entropy_weight,
+        kl_warmup=args.kl_warmup,
+        learning_rate_decay=args.learning_rate_decay,
         binarize=True,  # the study's dynamic binarization, whatever --n-train
         max_epochs=args.epochs,
         random_state=args.seed,
@@ -139,6 +141,20 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be a non-negative number, got {text}")
+    return value
+
+
+def _decay(text: str) -> float:
+    value = float(text)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text}")
+    return value
+
+
 def _non_negative_int(text: str) -> int:
     value = int(text)
     if value < 0:
@@ -231,6 +247,18 @@ def build_parser() -> argparse.ArgumentParser:
         "estimator's default is half of eta, 0.5)",
     )
     mnist.add_argument(
+        "--kl-warmup",
+        type=_non_negative_float,
+        default=0.0,
+        help="epochs over which the KL terms' weight rises from 0 to 1 (0: none, the study)",
+    )
+    mnist.add_argument(
+        "--learning-rate-decay",
+        type=_decay,
+        default=1.0,
+        help="final learning rate / initial (exponential decay; 1: constant, the study)",
+    )
+    mnist.add_argument(
         "--seed",
         type=_non_negative_int,
         default=0,
@@ -281,6 +309,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rep.add_argument(
         "--seed", type=_non_negative_int, default=0, help="seed of the test binarization"
+    )
+    rep.add_argument(
+        "--stack-seeds",
+        choices=["auto", "yes", "no"],
+        default="auto",
+        help="train a variant's seeds at once as one stacked model (auto: on CUDA)",
     )
     rep.add_argument("--no-progress", action="store_true", help="no progress bars")
     rep.set_defaults(run=study_cli.reproduce)

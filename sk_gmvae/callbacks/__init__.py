@@ -5,6 +5,10 @@
 - :class:`RunCheckpoint`: crash-safe checkpoints every epoch, and exact resume;
 - :class:`FitProgressBar`: one bar over a run's epochs with the ELBO and the time left
   (plain log lines when the output is not a terminal); ``GMVAEClustering(verbose=1)``.
+- :class:`KLWarmup`: the KL terms' weight raised linearly from 0 to 1 over the first
+  epochs; ``GMVAEClustering(kl_warmup=...)``.
+- :class:`GMMPriorInit`: VaDE's initialisation of the mixture prior from a Gaussian
+  mixture fitted to an autoencoder's codes; ``GMVAEClustering(pretrain_epochs=...)``.
 - :class:`CSVHistoryLogger`, :func:`history_records`, :func:`write_csv`, :func:`read_csv`:
   the per-epoch history as plain records and as a CSV file.
 
@@ -17,6 +21,7 @@ from ._checkpoint import RunCheckpoint
 from ._history import CSVHistoryLogger, history_records, read_csv, write_csv
 from ._monitor import ClusteringMonitor
 from ._progress import FitProgressBar
+from ._warmup import GMMPriorInit, KLWarmup
 
 __all__ = [
     "ClusteringMonitor",
@@ -24,6 +29,8 @@ __all__ = [
     "DivergenceGuard",
     "RunCheckpoint",
     "FitProgressBar",
+    "GMMPriorInit",
+    "KLWarmup",
     "history_records",
     "read_csv",
     "write_csv",

@@ -65,6 +65,7 @@ def reproduce(args: argparse.Namespace) -> int:
             epochs=args.epochs,
             X_train_eval=binarize_once(X_train[rows], args.seed + 1),
             progress=not args.no_progress,
+            stack_seeds={"auto": "auto", "yes": True, "no": False}[args.stack_seeds],
             n_clusters=args.n_clusters,
             latent_dim=args.latent_dim,
             hidden_layer_sizes=tuple(args.hidden),

@@ -23,9 +23,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from skorch.callbacks import Callback
 
 from .._estimator import GMVAEClustering
+from .._stacked import PerRestart
+from .._training import (
+    Run,
+    build_net,
+    resolve_device,
+    resolve_likelihood,
+    resolve_params,
+    restart_seeds,
+)
 from ..callbacks import ClusteringMonitor, CSVHistoryLogger, RunCheckpoint, read_csv
 from ..callbacks._checkpoint import epochs_done
 
@@ -142,6 +152,7 @@ def run_study(
     X_train_eval: np.ndarray | None = None,
     progress: bool = True,
     prototypes: bool = True,
+    stack_seeds: bool | str = "auto",
     **params: Any,
 ) -> dict[tuple[str, int], list[dict[str, float]]]:
     """Train every (variant, seed) for ``epochs`` epochs, logging test metrics each epoch.
@@ -170,6 +181,14 @@ def run_study(
     prototypes : bool, default=True
         Save each trained run's ``cluster_prototypes(8)`` as ``prototypes-<run>.npy``,
         and its clusters of the test rows as ``test-labels-<run>.npy``.
+    stack_seeds : bool or "auto", default="auto"
+        Train the seeds of a variant at once, as one model with stacked weights (as
+        ``stack_restarts`` does for ``n_init``): each seed keeps its own monitors, CSV,
+        checkpoint and random stream, and its results equal those of the seed trained
+        alone up to floating-point rounding. Seeds at different points (a resumed study)
+        are stacked by the epoch they resume from. ``"auto"``: on CUDA devices (where
+        one seed leaves the GPU mostly idle), not on the CPU (no faster there). A seed
+        whose training diverges makes the others of its stack go on one by one.
     **params
         Other ``GMVAEClustering`` parameters (``n_clusters``, ``latent_dim``, ``device``,
         ...); where not given, the study's settings (``STUDY_SETTINGS``: 512-512, latent
@@ -183,53 +202,169 @@ def run_study(
     """
     from tqdm.auto import tqdm
 
-    out = Path(out_dir)
+    settings = {**STUDY_SETTINGS, **params}
+    study = _Study(
+        X_train, X_test, y_test, Path(out_dir), epochs, X_train_eval, prototypes, settings
+    )
     runs = [(v, s) for v in variants for s in seeds]
-    bar = tqdm(total=len(runs) * epochs, unit="epoch", disable=not progress, smoothing=0.1)
-    histories = {}
-    stop = _Signals()
-    with stop.installed():
-        for variant, seed in runs:
+    study.bar = tqdm(total=len(runs) * epochs, unit="epoch", disable=not progress, smoothing=0.1)
+    done = {run: epochs_done(study.checkpoints(*run)) for run in runs}
+    study.bar.update(sum(min(d, epochs) for d in done.values()))
+    stacking = stack_seeds
+    if stack_seeds == "auto":
+        stacking = resolve_device(study.settings.get("device", "auto")).type == "cuda"
+    stacking = stacking and not settings.get("pretrain_epochs")  # a GMM per seed's net
+    with study.stop.installed():
+        for variant in variants:
+            if stacking:
+                # Seeds that resume from the same epoch train as one stacked model.
+                groups = defaultdict(list)
+                for seed in seeds:
+                    if done[variant, seed] < epochs:
+                        groups[done[variant, seed]].append(seed)
+                for start, group in groups.items():
+                    if len(group) > 1:
+                        study.train_stacked(variant, group, start)
+                for seed in seeds:
+                    done[variant, seed] = epochs_done(study.checkpoints(variant, seed))
+            for seed in seeds:  # the rest, one by one (all of them without stacking)
+                if done[variant, seed] < epochs:
+                    study.train_alone(variant, seed, done[variant, seed])
+    study.bar.close()
+    return {
+        (v, s): read_csv(study.out / "histories" / f"{v}-seed{s}.csv")[:epochs] for v, s in runs
+    }
+
+
+class _Study:
+    """The runs of one ``run_study`` call: their callbacks, training alone or stacked,
+    and what is saved after a run."""
+
+    def __init__(
+        self,
+        X_train: np.ndarray,
+        X_test: np.ndarray,
+        y_test: np.ndarray,
+        out: Path,
+        epochs: int,
+        X_train_eval: np.ndarray | None,
+        prototypes: bool,
+        settings: dict[str, Any],
+    ) -> None:
+        self.X_train, self.X_test, self.y_test = X_train, X_test, y_test
+        self.out, self.epochs, self.X_train_eval = out, epochs, X_train_eval
+        self.prototypes, self.settings = prototypes, settings
+        self.stop = _Signals()
+        self.bar: Any = None
+
+    def checkpoints(self, variant: str, seed: int) -> Path:
+        return self.out / "checkpoints" / f"{variant}-seed{seed}"
+
+    def callbacks(self, variant: str, seed: int) -> list[tuple[str, Callback]]:
+        """One run's callbacks: monitors, checkpoint, CSV, progress."""
+        name = f"{variant}-seed{seed}"
+        callbacks: list = [("test", ClusteringMonitor(self.X_test, self.y_test, name="test"))]
+        if self.X_train_eval is not None:
+            callbacks.append(
+                ("train_eval", ClusteringMonitor(self.X_train_eval, name="train_eval"))
+            )
+        return [
+            *callbacks,
+            ("checkpoint", RunCheckpoint(self.checkpoints(variant, seed))),
+            ("csv", CSVHistoryLogger(self.out / "histories" / f"{name}.csv")),
+            ("progress", _OnEpochEnd(lambda: self.bar.update(1))),
+        ]
+
+    def _stopping(self) -> tuple[str, Callback]:
+        return ("stop", _StopWhen(lambda: self.stop.signum is not None))
+
+    def _announce(self, names: list[str], start: int) -> None:
+        from tqdm.auto import tqdm
+
+        self.bar.set_description(" + ".join(names))
+        if start:
+            whose = "its checkpoint" if len(names) == 1 else "their checkpoints"
+            tqdm.write(f"{', '.join(names)}: resuming from {whose} at epoch {start}")
+            sys.stdout.flush()
+
+    def _check_stop(self, variant: str, seed: int) -> None:
+        if self.stop.signum is not None:
+            self.bar.close()
+            epochs = epochs_done(self.checkpoints(variant, seed))
+            raise StudyInterrupted(self.stop.signum, f"{variant}-seed{seed}", epochs)
+
+    def _estimator(self, variant: str, seed: int, start: int, **kwargs: Any) -> GMVAEClustering:
+        return GMVAEClustering(
+            variant=variant,
+            random_state=seed,
+            max_epochs=self.epochs - start,
+            **{**self.settings, **kwargs},
+        )
+
+    def train_alone(self, variant: str, seed: int, start: int) -> None:
+        """Train (or resume) one run with the estimator."""
+        self._announce([f"{variant}-seed{seed}"], start)
+        own = self.settings.get("callbacks") or []  # the caller's, then the study's
+        callbacks = [*own, *self.callbacks(variant, seed), self._stopping()]
+        est = self._estimator(variant, seed, start, callbacks=callbacks)
+        with warnings.catch_warnings():
+            # A stop by signal is reported below, not as a training warning.
+            warnings.filterwarnings("ignore", "Training was interrupted")
+            est.fit(self.X_train)
+        self._check_stop(variant, seed)
+        self._save(est, variant, seed)
+
+    def train_stacked(self, variant: str, seeds: list[int], start: int) -> None:
+        """Train (or resume) the runs of ``seeds``, all at epoch ``start``, as one
+        stacked model; each run's own callbacks follow it (``PerRestart``)."""
+        self._announce([f"{variant}-seed{s}" for s in seeds], start)
+        est = self._estimator(variant, seeds[0], start)
+        est._validate_params()  # sklearn's checks of the parameters, as fit makes them
+        params = resolve_params(est.get_params(), *self.X_train.shape)
+        likelihood = resolve_likelihood(params["likelihood"], self.X_train)
+        device = str(resolve_device(params["device"]))
+        net_seeds = [restart_seeds(seed, 1)[0] for seed in seeds]  # as the estimator's
+        n_features = self.X_train.shape[1]
+        lone = [
+            build_net({**params, "callbacks": None}, n_features, likelihood, device, seed)
+            for seed in net_seeds
+        ]
+        for net in lone:
+            net.initialize()
+        follow = PerRestart(lone, [[cb for _, cb in self.callbacks(variant, s)] for s in seeds])
+        stacked = build_net(params, n_features, likelihood, device, net_seeds)
+        stacked.callbacks = [*stacked.callbacks, ("per_restart", follow), self._stopping()]
+        stacked.initialize()
+        X = torch.tensor(self.X_train, dtype=torch.float32, device=device)
+        follow.resume(stacked, X)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "Training was interrupted")
+            stacked.partial_fit(X, epochs=self.epochs - start)
+        self._check_stop(variant, seeds[0])
+        if dict(stacked.callbacks_)["divergence_guard"].stopped_:
+            return  # the runs go on one by one from their checkpoints
+        for seed, run in zip(seeds, lone, strict=True):
+            self._save(
+                self._adopt(Run(run, start, self.epochs - start), variant, seed), variant, seed
+            )
+
+    def _adopt(self, run: Run, variant: str, seed: int) -> GMVAEClustering:
+        """The fitted estimator of a run trained in a stack, as if it had trained the run
+        alone: its ``fit`` takes the run instead of training (labels in the same order,
+        the same prototypes)."""
+
+        class _Trained(GMVAEClustering):
+            def _train(self, restarts: Any, X: Any) -> list[Run]:
+                return [run]
+
+        start = run.epochs_before
+        return _Trained(**self._estimator(variant, seed, start).get_params()).fit(self.X_train)
+
+    def _save(self, est: Any, variant: str, seed: int) -> None:
+        if self.prototypes:
             name = f"{variant}-seed{seed}"
-            csv_path = out / "histories" / f"{name}.csv"
-            checkpoint_dir = out / "checkpoints" / name
-            done = epochs_done(checkpoint_dir)
-            bar.update(min(done, epochs))
-            if done < epochs:
-                bar.set_description(name)
-                if done:
-                    tqdm.write(f"{name}: resuming from its checkpoint at epoch {done}")
-                    sys.stdout.flush()
-                callbacks = [("test", ClusteringMonitor(X_test, y_test, name="test"))]
-                if X_train_eval is not None:
-                    monitor = ClusteringMonitor(X_train_eval, name="train_eval")
-                    callbacks.append(("train_eval", monitor))
-                callbacks += [
-                    ("checkpoint", RunCheckpoint(checkpoint_dir)),
-                    ("csv", CSVHistoryLogger(csv_path)),
-                    ("progress", _OnEpochEnd(lambda: bar.update(1))),
-                    ("stop", _StopWhen(lambda: stop.signum is not None)),
-                ]
-                est = GMVAEClustering(
-                    variant=variant,
-                    random_state=seed,
-                    max_epochs=epochs - done,
-                    callbacks=callbacks,
-                    **{**STUDY_SETTINGS, **params},
-                )
-                with warnings.catch_warnings():
-                    # A stop by signal is reported below, not as a training warning.
-                    warnings.filterwarnings("ignore", "Training was interrupted")
-                    est.fit(X_train)
-                if stop.signum is not None:
-                    bar.close()
-                    raise StudyInterrupted(stop.signum, name, epochs_done(checkpoint_dir))
-                if prototypes:
-                    np.save(out / f"prototypes-{name}.npy", est.cluster_prototypes(8))
-                    np.save(out / f"test-labels-{name}.npy", est.predict(X_test))
-            histories[(variant, seed)] = read_csv(csv_path)[:epochs]
-    bar.close()
-    return histories
+            np.save(self.out / f"prototypes-{name}.npy", est.cluster_prototypes(8))
+            np.save(self.out / f"test-labels-{name}.npy", est.predict(self.X_test))
 
 
 def study_reference(path: str | Path | None = None) -> dict[str, dict[int, dict[str, list]]]:
