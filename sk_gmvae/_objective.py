@@ -11,10 +11,12 @@ The training loss generalizes it with the knobs the literature argues about:
               + eta * KL(q(y|x) || p(y)) + entropy_weight * H(q(y|x)),
 
 which is the negative ELBO for beta = eta = 1, entropy_weight = 0 (the defaults). A KL
-warm-up (``KLWarmup``) multiplies the two KL terms by a weight w rising from 0 to 1:
+warm-up (``KLWarmup``) multiplies the z-term by a weight w rising from 0 to 1:
 
     loss(x) = - sum_y q(y|x) [ log p(x|z_y, y) - w * beta * (log q - log p)(z_y) ]
-              + w * eta * KL(q(y|x) || p(y)) + entropy_weight * H(q(y|x)).
+              + eta * KL(q(y|x) || p(y)) + entropy_weight * H(q(y|x)).
+
+(KL(q(y|x) || p(y)) is not warmed up: without it q(y|x) collapses onto one cluster.)
 """
 
 from __future__ import annotations
@@ -70,7 +72,7 @@ class NegativeELBO(nn.Module):
     Attributes
     ----------
     kl_weight : Tensor
-        The warm-up weight w of both KL terms (a 0-d buffer, 1 unless a ``KLWarmup``
+        The warm-up weight w of the z-term (a 0-d buffer, 1 unless a ``KLWarmup``
         callback sets it; a tensor filled in place, so a captured CUDA graph reads the
         current value).
     """
@@ -90,7 +92,7 @@ class NegativeELBO(nn.Module):
         per_example = (
             -terms.reconstruction
             + w * self.beta * terms.kl_z
-            + w * self.eta * terms.kl_y
+            + self.eta * terms.kl_y
             + self.entropy_weight * terms.entropy
         )
         return per_example.mean(0)

@@ -501,3 +501,23 @@ def test_learning_rate_decays_exponentially_to_the_asked_ratio(blobs):
     assert lrs == pytest.approx([1e-3] * len(lrs))  # 1e-2 * 0.1 after max_epochs=5
     constant = GMVAEClustering(3, learning_rate=1e-2, random_state=0, **SMALL).fit(X)
     assert constant.net_.optimizer_.param_groups[0]["lr"] == 1e-2
+
+
+@pytest.mark.parametrize(
+    ("rows", "features", "expected"),
+    [
+        # Small data: narrow nets, latent 10, no binarization, entropy weight eta / 2.
+        (1797, 64, dict(hidden_layer_sizes=(64, 64), latent_dim=10, binarize=False)),
+        # MNIST-sized: the study's widths and latent size, binarized, the plain ELBO.
+        (50_000, 784, dict(hidden_layer_sizes=(512, 512), latent_dim=64, binarize=True)),
+    ],
+)
+def test_auto_parameters_follow_the_data_size(rows, features, expected):
+    from sk_gmvae._training import AUTO_STEPS, resolve_params
+
+    params = resolve_params(GMVAEClustering(eta=0.8).get_params(), rows, features)
+    for key, value in expected.items():
+        assert params[key] == value
+    assert params["entropy_weight"] == (0.4 if rows < 10_000 else 0.0)
+    steps = params["max_epochs"] * -(-rows // 100)  # epochs x ceil(rows / batch)
+    assert AUTO_STEPS <= steps < AUTO_STEPS + -(-rows // 100)

@@ -1,4 +1,5 @@
-"""KL warm-up: the schedule of the KL terms' weight, the loss it weights, resume."""
+"""KL warm-up: the schedule of the z-term's weight, the loss it weights, resume; VaDE's
+GMM initialisation of the prior."""
 
 import numpy as np
 import pytest
@@ -10,7 +11,7 @@ from sk_gmvae import GMVAEClustering
 from sk_gmvae._inference import latent_mean
 from sk_gmvae._model import MixtureVAE
 from sk_gmvae._objective import NegativeELBO, elbo_terms
-from sk_gmvae.callbacks import RunCheckpoint, history_records
+from sk_gmvae.callbacks import GMMPriorInit, RunCheckpoint, history_records
 
 SMALL = dict(latent_dim=2, hidden_layer_sizes=(8,), batch_size=20, random_state=0)
 
@@ -41,7 +42,7 @@ def test_weight_rises_linearly_per_step_then_stays_at_one(X):
     assert float(est.net_.criterion_.kl_weight) == 1.0  # the plain loss after training
 
 
-def test_loss_weights_both_kl_terms_and_nothing_else():
+def test_loss_weights_the_z_term_and_nothing_else():
     torch.manual_seed(0)
     model = MixtureVAE(n_features=5, n_clusters=3, latent_dim=2, hidden_layer_sizes=(8,))
     x, eps = torch.rand(7, 5), torch.randn(7, 3, 2)
@@ -49,9 +50,9 @@ def test_loss_weights_both_kl_terms_and_nothing_else():
     criterion = NegativeELBO(beta=0.7, eta=1.3, entropy_weight=0.2)
     plain = criterion(terms)
     criterion.kl_weight.fill_(0.25)
-    # loss = -rec + w (beta kl_z + eta kl_y) + entropy_weight H
+    # loss = -rec + w beta kl_z + eta kl_y + entropy_weight H
     expected = (
-        -terms.reconstruction + 0.25 * (0.7 * terms.kl_z + 1.3 * terms.kl_y) + 0.2 * terms.entropy
+        -terms.reconstruction + 0.25 * 0.7 * terms.kl_z + 1.3 * terms.kl_y + 0.2 * terms.entropy
     ).mean()
     torch.testing.assert_close(criterion(terms), expected)
     assert not torch.allclose(plain, expected)
@@ -100,7 +101,13 @@ def test_parameter_is_validated(X):
 def test_pretraining_delays_the_warmup(X):
     # 3 steps per epoch: 1 epoch without KL, then a rise over 1 epoch.
     est = GMVAEClustering(
-        2, pretrain_epochs=1, kl_warmup=1, max_epochs=3, callbacks=[_RecordWeight()], **SMALL
+        2,
+        variant="vade",
+        pretrain_epochs=1,
+        kl_warmup=1,
+        max_epochs=3,
+        callbacks=[_RecordWeight()],
+        **SMALL,
     ).fit(X)
     recorded = dict(est.net_.callbacks_)["_RecordWeight"].weights_
     np.testing.assert_allclose(recorded, [0, 0, 0, 0, 1 / 3, 2 / 3, 1, 1, 1])
@@ -129,30 +136,35 @@ class _PriorAtEpoch(Callback):
         module.train()
 
 
-@pytest.mark.parametrize("variant", ["vade", "gmvae"])
-def test_prior_starts_from_a_gaussian_mixture_of_the_codes(variant):
+def test_prior_starts_from_a_gaussian_mixture_of_the_codes():
     from sklearn.datasets import make_blobs
 
     X, _ = make_blobs(n_samples=120, centers=3, n_features=4, random_state=0)
     probe = _PriorAtEpoch(2, X)
     params = dict(SMALL, latent_dim=2, hidden_layer_sizes=(16,))
     est = GMVAEClustering(
-        3, variant=variant, pretrain_epochs=2, max_epochs=3, callbacks=[probe], **params
+        3, variant="vade", pretrain_epochs=2, max_epochs=3, callbacks=[probe], **params
     ).fit(X)
     probe = dict(est.net_.callbacks_)["_PriorAtEpoch"]
     seed = int(np.random.SeedSequence(int(est.net_.random_state)).generate_state(1)[0])
     gmm = GaussianMixture(3, covariance_type="diag", random_state=seed).fit(probe.codes_)
     np.testing.assert_allclose(probe.prior_[0], gmm.means_, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(probe.prior_[1], gmm.covariances_, rtol=1e-4, atol=1e-6)
-    if variant == "vade":
-        np.testing.assert_allclose(probe.weights_, gmm.weights_, rtol=1e-4)
+    np.testing.assert_allclose(probe.weights_, gmm.weights_, rtol=1e-4)
     assert probe.moments_ == 0.0  # Adam starts afresh on the new prior
     assert est.history_[1]["prior_from_gmm"] == pytest.approx(gmm.lower_bound_)
     assert "prior_from_gmm" not in est.history_[0] and "prior_from_gmm" not in est.history_[2]
 
 
-def test_pretraining_needs_epochs_left_and_is_harmless_without_a_prior(X):
+@pytest.mark.parametrize("variant", ["gmvae", "modified_m2", "m2"])
+def test_pretraining_is_vades_and_needs_epochs_left(X, variant):
     with pytest.raises(ValueError, match="pretrain_epochs=2 leaves no epoch"):
-        GMVAEClustering(2, pretrain_epochs=2, max_epochs=2, **SMALL).fit(X)
-    est = GMVAEClustering(2, variant="m2", pretrain_epochs=1, max_epochs=2, **SMALL).fit(X)
+        GMVAEClustering(2, variant="vade", pretrain_epochs=2, max_epochs=2, **SMALL).fit(X)
+    with pytest.raises(ValueError, match="VaDE's initialisation"):
+        GMVAEClustering(2, variant=variant, pretrain_epochs=1, max_epochs=2, **SMALL).fit(X)
+
+
+def test_gmm_initialisation_leaves_a_model_without_a_mixture_prior_alone(X):
+    est = GMVAEClustering(2, variant="m2", max_epochs=2, callbacks=[GMMPriorInit(1)], **SMALL)
+    est.fit(X)
     assert est.n_iter_ == 2 and "prior_from_gmm" not in est.history_[0]

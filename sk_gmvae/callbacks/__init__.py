@@ -5,7 +5,7 @@
 - :class:`RunCheckpoint`: crash-safe checkpoints every epoch, and exact resume;
 - :class:`FitProgressBar`: one bar over a run's epochs with the ELBO and the time left
   (plain log lines when the output is not a terminal); ``GMVAEClustering(verbose=1)``.
-- :class:`KLWarmup`: the KL terms' weight raised linearly from 0 to 1 over the first
+- :class:`KLWarmup`: the z-term KL's weight raised linearly from 0 to 1 over the first
   epochs; ``GMVAEClustering(kl_warmup=...)``.
 - :class:`GMMPriorInit`: VaDE's initialisation of the mixture prior from a Gaussian
   mixture fitted to an autoencoder's codes; ``GMVAEClustering(pretrain_epochs=...)``.

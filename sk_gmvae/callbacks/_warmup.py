@@ -1,4 +1,4 @@
-"""The start of training: the KL terms' weight warmed up (``KLWarmup``), and VaDE's
+"""The start of training: the z-term KL's weight warmed up (``KLWarmup``), and VaDE's
 initialisation of the mixture prior from an autoencoder's codes (``GMMPriorInit``)."""
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from .._net import dataset_tensor
 
 
 class KLWarmup(Callback):
-    """Warm up the KL terms of the loss linearly over ``epochs`` epochs, after ``delay``
-    epochs without them.
+    """Warm up the z-term KL of the loss linearly over ``epochs`` epochs, after ``delay``
+    epochs without it.
 
     Before every optimization step the criterion's ``kl_weight`` w (see
     ``NegativeELBO``) is set to

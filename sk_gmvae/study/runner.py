@@ -188,7 +188,8 @@ def run_study(
         alone up to floating-point rounding. Seeds at different points (a resumed study)
         are stacked by the epoch they resume from. ``"auto"``: on CUDA devices (where
         one seed leaves the GPU mostly idle), not on the CPU (no faster there). A seed
-        whose training diverges makes the others of its stack go on one by one.
+        whose training diverges makes the others of its stack go on one by one. Never
+        with ``pretrain_epochs`` (its GMM is fitted per seed's net).
     **params
         Other ``GMVAEClustering`` parameters (``n_clusters``, ``latent_dim``, ``device``,
         ...); where not given, the study's settings (``STUDY_SETTINGS``: 512-512, latent
