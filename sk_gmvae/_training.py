@@ -306,14 +306,17 @@ class Run:
 
     @property
     def _last_epoch_undone(self) -> bool:
+        """Whether the last epoch ran to its end and the guard undid it (NaN scores); an
+        epoch cut short by an interruption has no duration."""
         last = self.net.history[-1] if len(self.net.history) else {}
-        return not np.isfinite(last.get("train_loss", math.nan))
+        return "dur" in last and not np.isfinite(last.get("train_loss", math.nan))
 
     @property
     def diverged(self) -> bool:
         """Whether divergence ended training: the guard stopped it (the loss kept going
-        non-finite), or early stopping did on epochs the guard had undone."""
-        return self.guard.stopped_ or (self._early_stopping_ended and self._last_epoch_undone)
+        non-finite), or training ended (its epochs run, or early stopping) on an epoch
+        the guard had undone."""
+        return self.guard.stopped_ or self._last_epoch_undone
 
     @property
     def divergences(self) -> int:

@@ -521,3 +521,14 @@ def test_auto_parameters_follow_the_data_size(rows, features, expected):
     assert params["entropy_weight"] == (0.4 if rows < 10_000 else 0.0)
     steps = params["max_epochs"] * -(-rows // 100)  # epochs x ceil(rows / batch)
     assert AUTO_STEPS <= steps < AUTO_STEPS + -(-rows // 100)
+
+
+def test_training_that_ends_on_an_undone_epoch_reports_divergence():
+    # Both epochs go non-finite and are undone, within the guard's 3 recoveries: the
+    # fit ends on an undone epoch, which is divergence, not an interruption.
+    X = load_digits().data[:150] / 16.0
+    params = dict(latent_dim=2, hidden_layer_sizes=(8,), batch_size=50, binarize=True)
+    est = GMVAEClustering(4, entropy_weight=0, learning_rate=1e6, max_epochs=2, **params)
+    with pytest.warns(ConvergenceWarning, match="Training diverged .* in 2 epochs"):
+        est.set_params(random_state=1).fit(X)
+    assert est.n_iter_ == 0 and est.converged_ is False and np.isnan(est.lower_bound_)

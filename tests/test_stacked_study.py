@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 from sklearn.datasets import load_digits
+from sklearn.exceptions import ConvergenceWarning
 
 from sk_gmvae.callbacks._checkpoint import epochs_done
 from sk_gmvae.study import run_study, runner
@@ -119,3 +120,22 @@ def test_signal_stops_a_stacked_study_with_complete_checkpoints(data, alone, tmp
         assert epochs_done(tmp_path / "checkpoints" / f"gmvae-seed{seed}") == 1
     resumed = _study(data, tmp_path, 3, stack=True)
     _assert_same(resumed, alone[1], tmp_path, alone[0])
+
+
+def test_a_diverging_stack_goes_on_seed_by_seed(data, tmp_path, stacks):
+    # At this rate every seed diverges in its first epoch, stacked or alone: the stack
+    # stops at once and each seed then trains alone, with its own divergence guard.
+    kwargs = dict(learning_rate=1e6, prototypes=False)
+    with pytest.warns(ConvergenceWarning, match="diverged"):
+        stacked = _study(data, tmp_path / "stacked", 2, stack=True, seeds=(0, 1), **kwargs)
+    assert stacks == [([0, 1], 0)]
+    with pytest.warns(ConvergenceWarning, match="diverged"):
+        alone = _study(data, tmp_path / "alone", 2, stack=False, seeds=(0, 1), **kwargs)
+
+    def without_durations(histories):
+        return {
+            run: [{k: v for k, v in r.items() if k != "dur"} for r in rows]
+            for run, rows in histories.items()
+        }
+
+    np.testing.assert_equal(without_durations(stacked), without_durations(alone))  # NaN = NaN

@@ -199,7 +199,8 @@ def run_study(
     Returns
     -------
     histories : dict
-        ``(variant, seed) -> list of per-epoch dicts`` (the CSV rows).
+        ``(variant, seed) -> list of per-epoch dicts`` (the CSV rows; empty for a run
+        that diverged before completing an epoch).
     """
     from tqdm.auto import tqdm
 
@@ -232,9 +233,11 @@ def run_study(
                 if done[variant, seed] < epochs:
                     study.train_alone(variant, seed, done[variant, seed])
     study.bar.close()
-    return {
-        (v, s): read_csv(study.out / "histories" / f"{v}-seed{s}.csv")[:epochs] for v, s in runs
-    }
+    histories = {}
+    for variant, seed in runs:  # a run that diverged before its first epoch has no file
+        path = study.out / "histories" / f"{variant}-seed{seed}.csv"
+        histories[variant, seed] = read_csv(path)[:epochs] if path.exists() else []
+    return histories
 
 
 class _Study:
