@@ -100,26 +100,48 @@ def test_a_stacked_study_resumes_one_seed_at_a_time(data, alone, tmp_path):
     _assert_same(resumed, alone[1], tmp_path, alone[0])
 
 
-def test_signal_stops_a_stacked_study_with_complete_checkpoints(data, alone, tmp_path):
+def test_signal_stops_a_stacked_study_with_complete_checkpoints(
+    data, alone, tmp_path, stacks, monkeypatch
+):
     import os
     import signal
 
     from skorch.callbacks import Callback
 
     class _Interrupt(Callback):
-        """Send SIGINT to this process during the second epoch."""
+        """Send SIGINT to this process after a seed's first epoch (once)."""
 
-        def on_batch_end(self, net, **kwargs):
-            if len(net.history) == 2 and len(net.history[-1]["batches"]) == 1:
+        sent = False
+
+        def on_epoch_end(self, net, **kwargs):
+            if len(net.history) == 1 and not _Interrupt.sent:
+                _Interrupt.sent = True
                 os.kill(os.getpid(), signal.SIGINT)
 
+    run_callbacks = runner._Study.callbacks
+    # Each seed's callbacks (run by PerRestart on the seed's lone net) get the interrupt.
+    monkeypatch.setattr(
+        runner._Study,
+        "callbacks",
+        lambda self, v, s: [*run_callbacks(self, v, s), ("interrupt", _Interrupt())],
+    )
     with pytest.raises(StudyInterrupted) as stopped:
-        _study(data, tmp_path, 3, stack=True, callbacks=[_Interrupt()])
-    assert stopped.value.epochs == 1
+        _study(data, tmp_path, 3, stack=True)
+    assert stacks == [([0, 1, 2], 0)]
+    assert stopped.value.epochs == 1  # the second epoch, cut short, is not kept
     for seed in (0, 1, 2):
         assert epochs_done(tmp_path / "checkpoints" / f"gmvae-seed{seed}") == 1
+    monkeypatch.setattr(runner._Study, "callbacks", run_callbacks)
     resumed = _study(data, tmp_path, 3, stack=True)
+    assert stacks[-1] == ([0, 1, 2], 1)
     _assert_same(resumed, alone[1], tmp_path, alone[0])
+
+
+def test_the_callers_callbacks_keep_the_seeds_apart(data, tmp_path, stacks):
+    from skorch.callbacks import Callback
+
+    _study(data, tmp_path, 1, stack=True, callbacks=[Callback()], prototypes=False)
+    assert stacks == []  # callbacks expect one plain net each: the seeds train alone
 
 
 def test_a_diverging_stack_goes_on_seed_by_seed(data, tmp_path, stacks):

@@ -35,6 +35,7 @@ from .._training import (
     resolve_likelihood,
     resolve_params,
     restart_seeds,
+    stacks_restarts,
 )
 from ..callbacks import ClusteringMonitor, CSVHistoryLogger, RunCheckpoint, read_csv
 from ..callbacks._checkpoint import epochs_done
@@ -188,8 +189,9 @@ def run_study(
         alone up to floating-point rounding. Seeds at different points (a resumed study)
         are stacked by the epoch they resume from. ``"auto"``: on CUDA devices (where
         one seed leaves the GPU mostly idle), not on the CPU (no faster there). A seed
-        whose training diverges makes the others of its stack go on one by one. Never
-        with ``pretrain_epochs`` (its GMM is fitted per seed's net).
+        whose training diverges makes the others of its stack go on one by one. The
+        rule is ``stack_restarts``': never with ``tol``, ``validation_fraction``,
+        ``pretrain_epochs`` or the caller's ``callbacks`` (these act on one net).
     **params
         Other ``GMVAEClustering`` parameters (``n_clusters``, ``latent_dim``, ``device``,
         ...); where not given, the study's settings (``STUDY_SETTINGS``: 512-512, latent
@@ -212,10 +214,9 @@ def run_study(
     study.bar = tqdm(total=len(runs) * epochs, unit="epoch", disable=not progress, smoothing=0.1)
     done = {run: epochs_done(study.checkpoints(*run)) for run in runs}
     study.bar.update(sum(min(d, epochs) for d in done.values()))
-    stacking = stack_seeds
-    if stack_seeds == "auto":
-        stacking = resolve_device(study.settings.get("device", "auto")).type == "cuda"
-    stacking = stacking and not settings.get("pretrain_epochs")  # a GMM per seed's net
+    # The seeds stack when n_init restarts of these settings would (one rule for both).
+    probe = {**GMVAEClustering(**settings).get_params(), "stack_restarts": stack_seeds}
+    stacking = stacks_restarts({**probe, "n_init": len(seeds)}, resolve_device(probe["device"]))
     with study.stop.installed():
         for variant in variants:
             if stacking:
