@@ -268,7 +268,8 @@ class GMVAEClustering(
         True only when early stopping (``tol``) ended training because the loss had
         stopped improving; False when training ran its ``max_epochs``, diverged (the
         divergence guard stopped it) or was interrupted. A ``ConvergenceWarning`` says
-        which of the last two happened, or that ``tol`` was never met.
+        which of the last two happened, that the guard undid epochs and training went on
+        with a lower learning rate, or that ``tol`` was never met.
     likelihood_ : str
         The observation model used, ``"bernoulli"`` or ``"gaussian"``.
     device_ : str
@@ -525,11 +526,13 @@ class GMVAEClustering(
         # Number clusters by decreasing size on the training data, so that the labels
         # in use are 0..m-1 whatever clusters the model left empty: the model itself is
         # renumbered (its weights and optimizer state), as GaussianMixture's means_ are
-        # stored in label order.
-        counts = np.bincount(self._trained_labels(X), minlength=self.n_clusters)
-        net.permute_clusters(np.argsort(-counts, kind="stable"))
-        self._inference_module_ = float64_copy(self.net_.module_)
-        proba = self._proba(X)
+        # stored in label order. One pass of inference: new cluster k is old order[k].
+        proba = self._proba(X, float64_copy(net.module_))
+        counts = np.bincount(proba.argmax(axis=1), minlength=self.n_clusters)
+        order = np.argsort(-counts, kind="stable")
+        net.permute_clusters(order)
+        self._inference_module_ = float64_copy(net.module_)
+        proba = proba[:, order]
         self.labels_ = proba.argmax(axis=1)
         self.weights_ = proba.mean(axis=0)
         return self
@@ -556,6 +559,14 @@ class GMVAEClustering(
             message = (
                 f"Training was interrupted after {run.epochs - run.epochs_before} of "
                 f"{run.epochs_asked} epochs; the model is the one reached then."
+            )
+        elif run.recovered:
+            lr = run.net.optimizer_.param_groups[0]["lr"]
+            message = (
+                f"Training diverged (non-finite loss) in {run.divergences} epochs, which were "
+                f"undone; it went on with the learning rate lowered to {lr:.3g} and "
+                f"completed {run.epochs - run.epochs_before} of {run.epochs_asked} epochs. "
+                "Lower learning_rate, set max_grad_norm, or scale X."
             )
         elif self.tol is not None and not run.stopped_early:
             message = (
@@ -623,10 +634,6 @@ class GMVAEClustering(
             self._inference_module_ = float64_copy(self.net_.module_)
 
     # ------------------------------------------------------------------ inference
-
-    def _trained_labels(self, X: np.ndarray) -> np.ndarray:
-        """Labels ``argmax_y q(y|x)`` of the module as trained, before renumbering."""
-        return self._proba(X, float64_copy(self.net_.module_)).argmax(axis=1)
 
     def _proba(self, X: np.ndarray, module: torch.nn.Module | None = None) -> np.ndarray:
         """q(y|x) of every row, in float64."""

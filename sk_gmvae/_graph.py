@@ -15,7 +15,9 @@ launch. What the graph needs, and how it is met here:
 - the learning rate and the optimizer's state tensors are baked into the graph: when
   either changes (a divergence recovery reloads the state, a schedule changes the rate),
   the step is captured again;
-- the last, smaller batch of an epoch runs eagerly, as the same function.
+- the last, smaller batch of an epoch runs eagerly, as the same function;
+- one capture at a time in the process (fits in threads), each on a stream of its own
+  and on the net's device, whichever device is current.
 
 The eager function that is captured (``GraphedStep.eager``) is skorch's training step with
 in-place zeroing of the gradients: numerically the same step (tested on the CPU).
@@ -23,26 +25,37 @@ in-place zeroing of the gradients: numerically the same step (tested on the CPU)
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import torch
 from skorch.callbacks import Callback, GradientNormClipping
 from skorch.utils import TeeGenerator
 
+# torch.cuda.graph captures on a stream shared by the process and synchronizes the device
+# on entry; and a generator can be in one capture at a time. One capture at a time, then.
+_CAPTURE_LOCK = threading.Lock()
+
 
 def _overrides_grad_hook(callback: Any) -> bool:
-    """Whether a callback acts on the gradients (other than gradient clipping, which is
-    tensor arithmetic and captured with the step)."""
-    if isinstance(callback, GradientNormClipping):
+    """Whether a callback acts on the gradients from Python. skorch's gradient clipping
+    (tensor arithmetic, captured with the step) does not, nor do callbacks whose class
+    says ``graph_safe = True``; a subclass with a hook of its own does."""
+    hook = type(callback).on_grad_computed
+    if hook is GradientNormClipping.on_grad_computed or getattr(callback, "graph_safe", False):
         return False
-    return type(callback).on_grad_computed is not Callback.on_grad_computed
+    return hook is not Callback.on_grad_computed
 
 
 def uses_cuda_graph(net: Any) -> bool:
     """Whether ``net`` trains with a captured step: ``cuda_graph=True`` or ``"auto"``, on a
-    CUDA device, without ``compile`` (which has graphs of its own) and without callbacks
-    that act on the gradients from Python (they would run once, at capture)."""
+    CUDA device, without ``compile`` (which has graphs of its own), with an optimizer
+    that can be captured (``capturable``: Adam, AdamW, ...) and without callbacks that
+    act on the gradients from Python (they would run once, at capture)."""
     if net.cuda_graph is False or torch.device(net.device).type != "cuda":
+        return False
+    optimizer = getattr(net, "optimizer_", None)
+    if optimizer is not None and "capturable" not in optimizer.defaults:
         return False
     return not net.compile and not any(_overrides_grad_hook(cb) for _, cb in net.callbacks_)
 
@@ -69,9 +82,15 @@ class GraphedStep:
             self._capturable()
 
     def _capturable(self) -> None:
-        """Adam's step count on the device (a reloaded optimizer state resets the flag)."""
-        for group in self.net.optimizer_.param_groups:
+        """Adam's step count on the device (a reloaded optimizer state resets the flag;
+        a state from eager or CPU training has its step counts on the host)."""
+        optimizer = self.net.optimizer_
+        for group in optimizer.param_groups:
             group["capturable"] = True
+            for p in group["params"]:
+                step = optimizer.state.get(p, {}).get("step")
+                if isinstance(step, torch.Tensor) and step.device != p.device:
+                    optimizer.state[p]["step"] = step.to(p.device, torch.float32)
 
     def params(self) -> list[torch.nn.Parameter]:
         return [p for group in self.net.optimizer_.param_groups for p in group["params"]]
@@ -81,13 +100,30 @@ class GraphedStep:
         return batch[0].is_cuda
 
     def _key(self) -> tuple:
-        """What the graph bakes in: the rates and the addresses of weights and state."""
+        """What the graph bakes in: the optimizer's settings (the rate, betas, weight
+        decay, ... which a schedule may change) and the addresses of weights and state."""
         optimizer = self.net.optimizer_
         tensors = [t for p in self.params() for t in (p, *optimizer.state.get(p, {}).values())]
+        settings = [
+            tuple(
+                # a tensor rate is read by the graph where it lives (no sync here)
+                (name, value.data_ptr() if isinstance(value, torch.Tensor) else value)
+                for name, value in sorted(group.items())
+                if name != "params"
+            )
+            for group in optimizer.param_groups
+        ]
         return (
-            tuple(float(group["lr"]) for group in optimizer.param_groups),
+            tuple(settings),
             tuple(t.data_ptr() for t in tensors if isinstance(t, torch.Tensor)),
         )
+
+    def _state_missing(self) -> bool:
+        """Whether a parameter that gets a gradient has no optimizer state yet (a state
+        reloaded from before the first step): Adam would create it inside the capture,
+        and every replay would start it afresh."""
+        state = self.net.optimizer_.state
+        return any(p.grad is not None and not state.get(p) for p in self.params())
 
     def eager(self, batch: Any, **fit_params: Any) -> dict[str, Any]:
         """skorch's training step, with the gradients zeroed in place: what is captured."""
@@ -106,9 +142,15 @@ class GraphedStep:
         return step
 
     def step(self, batch: Any, **fit_params: Any) -> dict[str, Any]:
+        with torch.cuda.device(self.net.device):  # capture and replay on the net's device
+            return self._step(batch, **fit_params)
+
+    def _step(self, batch: Any, **fit_params: Any) -> dict[str, Any]:
         x = batch[0]
         if len(x) != self.net.batch_size:
             return self.eager(batch, **fit_params)  # the last, partial batch
+        if self._state_missing():
+            self.eager_steps = 0  # warm up again: the steps create the state
         if self.eager_steps < self.warmup:
             self.eager_steps += 1
             return self._on_side_stream(batch, **fit_params)
@@ -136,6 +178,10 @@ class GraphedStep:
         for generator in generators if isinstance(generators, list) else [generators]:
             self.graph.register_generator_state(generator)
         # thread_local: fits running in other threads may go on allocating meanwhile.
-        with torch.cuda.graph(self.graph, capture_error_mode="thread_local"):
+        stream = torch.cuda.Stream(self.net.device)
+        with (
+            _CAPTURE_LOCK,
+            torch.cuda.graph(self.graph, stream=stream, capture_error_mode="thread_local"),
+        ):
             self.static_step = self.eager((self.static_x, None), **fit_params)
         self.key = self._key()

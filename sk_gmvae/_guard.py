@@ -71,8 +71,10 @@ class DivergenceGuard(Callback):
         """Undo the epoch that had a non-finite step: restore the last finite state (from
         before the epoch, so all its steps are undone), drop the epoch's steps from the
         history and rescore it (NaN), then lower the learning rate or stop."""
-        net.module_.load_state_dict(self._good["module"])
-        net.optimizer_.load_state_dict(self._good["optimizer"])
+        net.module_.load_state_dict(self._good["module"])  # copied into the weights
+        # A copy: the optimizer adopts the state dict's tensors as they are and updates
+        # them in place, and the kept state must survive for a next recovery.
+        net.optimizer_.load_state_dict(copy.deepcopy(self._good["optimizer"]))
         del net.history[-1]["batches"][:]  # the state is from before them all
         _rescore(net)
         if self.recoveries_ >= self.max_recoveries:

@@ -127,7 +127,11 @@ class StackedGradientNormClipping(GradientNormClipping):
     clipped by its own norm, as ``torch.nn.utils.clip_grad_norm_`` would clip it alone,
 
         g_r <- g_r * min(1, max_norm / (||g_r|| + 1e-6)).
+
+    Tensor arithmetic only (no host sync), so a CUDA graph captures it with the step.
     """
+
+    graph_safe = True
 
     def on_grad_computed(self, _: Any, named_parameters: Any, **kwargs: Any) -> None:
         if self.gradient_clip_value is None:

@@ -330,11 +330,17 @@ class Run:
         return self._early_stopping_ended and not self._last_epoch_undone
 
     @property
+    def recovered(self) -> bool:
+        """Whether the guard undid epochs (a non-finite step) and training went on, with
+        a lower learning rate, to end on a complete epoch."""
+        return self.guard.recoveries_ > 0 and not self.diverged
+
+    @property
     def interrupted(self) -> bool:
         """Whether training ended before its epochs for another reason (Ctrl-C, or a
-        callback raising ``KeyboardInterrupt``)."""
-        short = self.epochs - self.epochs_before < self.epochs_asked
-        return short and not (self.diverged or self.stopped_early)
+        callback raising ``KeyboardInterrupt``); epochs the guard undid were run."""
+        run = self.epochs - self.epochs_before + self.guard.recoveries_
+        return run < self.epochs_asked and not (self.diverged or self.stopped_early)
 
     @property
     def final_elbo(self) -> float:

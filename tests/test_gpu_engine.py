@@ -4,6 +4,7 @@ The CPU tests check what the GPU path is built from (the eager step a graph capt
 rule that turns graphs on, one transfer per epoch); the CUDA tests check the graph itself.
 """
 
+import copy
 import pickle
 from types import SimpleNamespace
 
@@ -12,10 +13,12 @@ import pytest
 import torch
 from sklearn.base import clone
 from sklearn.datasets import make_blobs
+from sklearn.exceptions import ConvergenceWarning
 from skorch.callbacks import Callback, GradientNormClipping
 
 from sk_gmvae import GMVAEClustering
 from sk_gmvae._graph import GraphedStep, uses_cuda_graph
+from sk_gmvae._stacked import StackedGradientNormClipping
 
 SMALL = dict(latent_dim=2, hidden_layer_sizes=(16,), max_epochs=3, batch_size=32)
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -112,6 +115,11 @@ class GradHook(Callback):
         pass
 
 
+class LoggedClipping(GradientNormClipping):  # reads the norm from Python: not capturable
+    def on_grad_computed(self, net, named_parameters, **kwargs):
+        super().on_grad_computed(net, named_parameters, **kwargs)
+
+
 @pytest.mark.parametrize(
     "settings, graphed",
     [
@@ -121,6 +129,10 @@ class GradHook(Callback):
         ({"compile": True}, False),
         ({"callbacks_": [("clip", GradientNormClipping(1.0))]}, True),
         ({"callbacks_": [("hook", GradHook())]}, False),
+        ({"callbacks_": [("clip", LoggedClipping(1.0))]}, False),
+        ({"callbacks_": [("clip", StackedGradientNormClipping(1.0))]}, True),
+        ({"optimizer_": torch.optim.Adam([torch.zeros(1, requires_grad=True)])}, True),
+        ({"optimizer_": torch.optim.LBFGS([torch.zeros(1, requires_grad=True)])}, False),
     ],
 )
 def test_cuda_graph_rule(settings, graphed):
@@ -155,6 +167,48 @@ def test_cuda_graph_training_equals_eager_cuda_training(blobs, n_init):
     assert not any(g["capturable"] for g in restored.net_.optimizer_.param_groups)
 
 
+class PoisonOnce(Callback):
+    """Makes a weight NaN before the 5th step of the first epoch (a replayed step of a
+    graphed fit), so that the guard undoes that epoch and restores the state from before
+    any step: an optimizer without state."""
+
+    def initialize(self):
+        self.steps_ = 0
+        return self
+
+    def on_batch_begin(self, net, training=False, **kwargs):
+        self.steps_ += training
+        if self.steps_ == 5 and len(net.history) == 1:
+            with torch.no_grad():
+                next(net.module_.parameters()).fill_(float("nan"))
+
+
+def test_a_recovered_fit_says_so(blobs):
+    # The first epoch is undone, the three others train at half the rate: neither a
+    # divergence that ended training nor an interruption.
+    params = {**SMALL, "max_epochs": 4, "batch_size": 16}
+    est = GMVAEClustering(3, random_state=0, callbacks=[PoisonOnce()], **params)
+    with pytest.warns(ConvergenceWarning, match="lowered to 0.0005 and completed 3 of 4"):
+        est.fit(blobs)
+    assert est.n_iter_ == 3 and np.isfinite(est.lower_bound_)
+    assert est.history_[-1, "train_elbo"] == est.lower_bound_
+
+
+@cuda
+def test_cuda_graph_after_a_recovery_from_before_the_first_step_equals_eager(blobs):
+    # The restored optimizer has no state: Adam must not create it inside a capture (each
+    # replay would start its moments afresh), so the graphed step warms up again.
+    params = dict(random_state=0, device="cuda", callbacks=[PoisonOnce()])
+    params |= {**SMALL, "max_epochs": 4, "batch_size": 16}
+    graphed = GMVAEClustering(3, cuda_graph=True, **params).fit(blobs)
+    eager = GMVAEClustering(3, cuda_graph=False, **params).fit(blobs)
+    assert graphed.history_[0, "divergence_recoveries"] == 1
+    assert np.isnan(graphed.history_[0, "train_elbo"])
+    np.testing.assert_allclose(
+        graphed.history_[1:, "train_elbo"], eager.history_[1:, "train_elbo"], rtol=1e-4
+    )
+
+
 @cuda
 def test_cuda_graph_divergence_is_still_undone(blobs):
     est = GMVAEClustering(
@@ -163,6 +217,21 @@ def test_cuda_graph_divergence_is_still_undone(blobs):
     with pytest.warns(Warning, match="diverged"):
         est.fit(blobs)
     assert all(torch.isfinite(p).all() for p in est.net_.module_.parameters())
+
+
+def _record_epoch(net, losses):
+    """An epoch in the history, with these steps' losses (the ELBO their negatives), and
+    its scores as skorch records them."""
+    net.history.new_epoch()
+    for loss in losses:
+        net.history.new_batch()
+        net.history.record_batch("train_batch_size", 10 if loss == 4.0 else 30)
+        net.history.record_batch("train_loss", loss)
+        net.history.record_batch("train_elbo", -loss)
+        net.history.record_batch("train_entropy", 0.5)
+    for _, callback in net.callbacks_:
+        if hasattr(callback, "on_train") and callback.on_train:
+            callback.on_epoch_end(net)
 
 
 def test_guard_undoes_an_epoch_with_a_non_finite_step(blobs):
@@ -177,16 +246,7 @@ def test_guard_undoes_an_epoch_with_a_non_finite_step(blobs):
     lr = net.optimizer_.param_groups[0]["lr"]
     with torch.no_grad():
         next(net.module_.parameters()).add_(1.0)  # the epoch's steps moved the weights
-    net.history.new_epoch()
-    for loss, elbo in ((2.0, -2.0), (4.0, -4.0), (float("nan"), float("nan")), (1.0, -1.0)):
-        net.history.new_batch()
-        net.history.record_batch("train_batch_size", 10 if loss == 4.0 else 30)
-        net.history.record_batch("train_loss", loss)
-        net.history.record_batch("train_elbo", elbo)
-        net.history.record_batch("train_entropy", 0.5)
-    for _, callback in net.callbacks_:  # the epoch's scores, as skorch records them
-        if hasattr(callback, "on_train") and callback.on_train:
-            callback.on_epoch_end(net)
+    _record_epoch(net, (2.0, 4.0, float("nan"), 1.0))
     assert np.isnan(net.history[-1, "train_loss"])
     guard.on_epoch_end(net)
     assert net.history[-1, "batches"] == []  # every step of the epoch was undone
@@ -196,3 +256,26 @@ def test_guard_undoes_an_epoch_with_a_non_finite_step(blobs):
     assert net.optimizer_.param_groups[0]["lr"] == pytest.approx(lr * guard.lr_factor)
     for name, value in net.module_.state_dict().items():
         assert torch.equal(value, kept[name]), name
+
+
+def test_guard_restores_the_same_state_at_every_recovery(blobs):
+    # Two epochs in a row diverge: the second recovery must restore the state from before
+    # the first, although training after the first one updated the optimizer's state in
+    # place (Adam's moments), so the kept copy must not be the optimizer's own tensors.
+    est = GMVAEClustering(3, random_state=0, **SMALL).fit(blobs)
+    net = est.net_
+    guard = dict(net.callbacks_)["divergence_guard"].initialize()
+    guard.on_train_begin(net)
+    guard.on_epoch_begin(net)
+    kept = copy.deepcopy(net.optimizer_.state_dict()["state"])
+    for _ in range(2):
+        _record_epoch(net, (2.0, float("nan")))
+        guard.on_epoch_end(net)
+        restored = net.optimizer_.state_dict()["state"]
+        for index, state in kept.items():
+            for name, value in state.items():
+                assert torch.equal(restored[index][name], value), name
+        for state in net.optimizer_.state.values():  # the next epoch's steps, in place
+            for value in state.values():
+                value.add_(1.0)
+    assert guard.recoveries_ == 2
