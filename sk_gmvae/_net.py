@@ -160,9 +160,19 @@ class MixtureVAENet(NeuralNet):
         optimizer's state and the training random stream (for a checkpoint)."""
         return {
             "module": self.module_.state_dict(),
-            "optimizer": self.optimizer_.state_dict(),
+            "optimizer": self.optimizer_state(),
             "generator": self._generator_states(),
         }
+
+    def optimizer_state(self) -> dict[str, Any]:
+        """The optimizer's state dict, device-neutral: without the ``capturable`` flag of
+        a graphed fit (which turns it on again when it captures), so that a checkpoint of
+        a CUDA-graph fit resumes on the CPU too."""
+        state = self.optimizer_.state_dict()
+        for group in state["param_groups"]:  # copies of the optimizer's groups
+            if group.get("capturable"):
+                group["capturable"] = False
+        return state
 
     def load_training_state(self, state: dict[str, Any]) -> None:
         """Put the net back in a state given by ``training_state``."""

@@ -203,7 +203,7 @@ class StackedMixtureVAENet(MixtureVAENet):
     def restart_training_state(self, r: int) -> dict[str, Any]:
         """Restart r's ``training_state``, as a lone ``MixtureVAENet`` with its seed would
         hold it: weights, optimizer state, training random stream."""
-        optimizer = self.optimizer_.state_dict()
+        optimizer = self.optimizer_state()
         optimizer["state"] = {
             i: {key: value[r].clone() if value.ndim else value.clone() for key, value in s.items()}
             for i, s in optimizer["state"].items()

@@ -279,3 +279,19 @@ def test_guard_restores_the_same_state_at_every_recovery(blobs):
             for value in state.values():
                 value.add_(1.0)
     assert guard.recoveries_ == 2
+
+
+def test_training_states_are_device_neutral(blobs):
+    # A checkpoint taken during a graphed fit (capturable Adam) resumes where Adam cannot
+    # capture: here the CPU, with the unfused Adam.
+    params = dict(random_state=0, net_params={"optimizer__fused": False}, **SMALL)
+    est = GMVAEClustering(3, **params).fit(blobs)
+    for group in est.net_.optimizer_.param_groups:
+        group["capturable"] = True  # as during a graphed fit
+    state = est.net_.training_state()
+    assert not any(group["capturable"] for group in state["optimizer"]["param_groups"])
+    assert all(group["capturable"] for group in est.net_.optimizer_.param_groups)
+    other = GMVAEClustering(3, **params).fit(blobs)
+    other.net_.load_training_state(state)
+    other.net_.partial_fit(torch.as_tensor(blobs, dtype=torch.float32), epochs=1)
+    assert np.isfinite(other.net_.history[-1, "train_elbo"])
