@@ -151,7 +151,9 @@ class GMVAEClustering(
         ``compile`` is set or a callback acts on the gradients (``on_grad_computed``). No
         effect on the CPU. The graphed step computes the same step as the eager one;
         Adam's step count then lives on the device (``capturable=True``), which may change
-        results in the last bits.
+        results in the last bits. A callback's ``on_batch_end`` then receives the graph's
+        own output tensors (``loss``, ``stats``), which the next step overwrites: clone
+        what it keeps.
     batch_size : int, default=100
         Rows per optimization step.
     learning_rate : float, default=1e-3

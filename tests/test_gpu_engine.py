@@ -167,6 +167,29 @@ def test_cuda_graph_training_equals_eager_cuda_training(blobs, n_init):
     assert not any(g["capturable"] for g in restored.net_.optimizer_.param_groups)
 
 
+@cuda
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"learning_rate_decay": 0.5},  # a new rate each epoch: captured again
+        {"kl_warmup": 2.0},  # the KL weight, a buffer the graph reads, set every step
+        {"variant": "vade", "pretrain_epochs": 2},  # the prior and Adam's moments rewritten
+        {"precision": "bfloat16"},  # autocast without its cast cache in the graph
+        {"validation_fraction": 0.25},  # validation between replays, on its own stream
+    ],
+    ids=["lr-decay", "kl-warmup", "vade-start", "bf16", "validation"],
+)
+def test_cuda_graph_equals_eager_with(blobs, settings):
+    params = dict(random_state=0, device="cuda", **{**SMALL, "max_epochs": 5, "batch_size": 16})
+    params |= settings
+    graphed = GMVAEClustering(3, cuda_graph=True, **params).fit(blobs)
+    eager = GMVAEClustering(3, cuda_graph=False, **params).fit(blobs)
+    np.testing.assert_allclose(
+        graphed.history_[:, "train_elbo"], eager.history_[:, "train_elbo"], rtol=1e-4
+    )
+    np.testing.assert_array_equal(graphed.labels_, eager.labels_)
+
+
 class PoisonOnce(Callback):
     """Makes a weight NaN before the 5th step of the first epoch (a replayed step of a
     graphed fit), so that the guard undoes that epoch and restores the state from before
