@@ -151,9 +151,12 @@ class GMVAEClustering(
         ``compile`` is set or a callback acts on the gradients (``on_grad_computed``). No
         effect on the CPU. The graphed step computes the same step as the eager one;
         Adam's step count then lives on the device (``capturable=True``), which may change
-        results in the last bits. A callback's ``on_batch_end`` then receives the graph's
-        own output tensors (``loss``, ``stats``), which the next step overwrites: clone
-        what it keeps.
+        results in the last bits. Optimizers that cannot be captured (without
+        ``capturable``: SGD, LBFGS, ...) and callbacks with an ``on_grad_computed`` of
+        their own (skorch's ``GradientNormClipping`` excepted; a class may declare
+        ``graph_safe = True`` when its hook is tensor arithmetic) keep the step eager. A
+        callback's ``on_batch_end`` receives the graph's own output tensors (``loss``,
+        ``stats``), which the next step overwrites: clone what it keeps.
     batch_size : int, default=100
         Rows per optimization step.
     learning_rate : float, default=1e-3
@@ -546,6 +549,7 @@ class GMVAEClustering(
     def _warn_about(self, run: Run) -> None:
         """A ``ConvergenceWarning`` saying how training ended when it did not simply run
         its epochs (or stop early by ``tol``, as asked)."""
+        undone = f"{run.divergences} epoch" + ("s" if run.divergences != 1 else "")
         if run.diverged:
             kept = (
                 f"the last finite model, after {run.epochs} complete epochs"
@@ -553,8 +557,8 @@ class GMVAEClustering(
                 else "no complete epoch: the model is its initialization"
             )
             message = (
-                f"Training diverged (non-finite loss) in {run.divergences} epochs, which were "
-                f"undone, despite lowering the learning rate; stopped with {kept}. Lower "
+                f"Training diverged (non-finite loss) in {undone}, undone, despite lowering "
+                f"the learning rate; stopped with {kept}. Lower "
                 "learning_rate, set max_grad_norm, or scale X."
             )
         elif run.interrupted:
@@ -563,12 +567,13 @@ class GMVAEClustering(
                 f"{run.epochs_asked} epochs; the model is the one reached then."
             )
         elif run.recovered:
-            lr = run.net.optimizer_.param_groups[0]["lr"]
+            factor = run.guard.lr_factor**run.guard.recoveries_
+            done = run.epochs - run.epochs_before
             message = (
-                f"Training diverged (non-finite loss) in {run.divergences} epochs, which were "
-                f"undone; it went on with the learning rate lowered to {lr:.3g} and "
-                f"completed {run.epochs - run.epochs_before} of {run.epochs_asked} epochs. "
-                "Lower learning_rate, set max_grad_norm, or scale X."
+                f"Training diverged (non-finite loss) in {undone}, undone; it went on with "
+                f"the learning rate multiplied by {factor:.3g}"
+                + ("" if run.stopped_early else f" and completed {done} of {run.epochs_asked}")
+                + ". Lower learning_rate, set max_grad_norm, or scale X."
             )
         elif self.tol is not None and not run.stopped_early:
             message = (

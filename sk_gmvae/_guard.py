@@ -50,7 +50,10 @@ class DivergenceGuard(Callback):
             }
 
     def on_train_begin(self, net: Any, **kwargs: Any) -> None:
+        # Per training (a warm start is one): its recoveries, from the rate it starts at.
         self._good = None
+        self.recoveries_ = 0
+        self.stopped_ = False
 
     def on_epoch_begin(self, net: Any, **kwargs: Any) -> None:
         # Kept at the first epoch's start rather than at on_train_begin, so that a state
