@@ -32,6 +32,7 @@ from ._stacked import (
     StackedMixtureVAENet,
     StackedTensorBatches,
 )
+from .callbacks._checkpoint import RunCheckpoint
 from .callbacks._progress import FitProgressBar
 from .callbacks._warmup import GMMPriorInit, KLWarmup
 from .metrics import conditional_entropy, mutual_information
@@ -349,12 +350,24 @@ class Run:
         return float(values[-1]) if values else math.nan
 
 
+def _resumed_epochs(net: MixtureVAENet) -> int:
+    """Complete epochs that a ``RunCheckpoint`` of the net restored when its training
+    began (0 if none)."""
+    rows = max(
+        (cb.resumed_from_ for _, cb in net.callbacks_ if isinstance(cb, RunCheckpoint)),
+        default=0,
+    )
+    return sum(_complete(row) for row in net.history[:rows])
+
+
 def train_run(net: MixtureVAENet, X: torch.Tensor, epochs: int | None = None) -> Run:
     """Train ``net`` on the rows X (a tensor on the training device): from scratch for
-    its ``max_epochs``, or for ``epochs`` more epochs when given (a warm start)."""
+    its ``max_epochs`` (or the rest of a run its ``RunCheckpoint`` resumes, which then
+    asks for the epochs still to do), or for ``epochs`` more epochs when given (a warm
+    start)."""
     if epochs is None:
         net.fit(X)
-        return Run(net, 0, net.max_epochs)
+        return Run(net, _resumed_epochs(net), net.max_epochs)
     before = completed_epochs(net)
     net.partial_fit(X, epochs=epochs)
     return Run(net, before, epochs)

@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 import torch
 from sklearn.datasets import load_digits
+from sklearn.exceptions import ConvergenceWarning
+from skorch.callbacks import Callback
 
 from sk_gmvae import GMVAEClustering
 from sk_gmvae.callbacks import RunCheckpoint, history_records
@@ -77,3 +79,21 @@ def test_nothing_usable_starts_over_with_a_warning(X, straight, tmp_path):
         fresh = _fit(X, tmp_path, 4)
     assert _records(fresh) == _records(straight)
     np.testing.assert_array_equal(fresh.labels_, straight.labels_)
+
+
+class StopAfter(Callback):
+    """Ctrl-C after the first epoch this training runs."""
+
+    def on_epoch_end(self, net, **kwargs):
+        raise KeyboardInterrupt
+
+
+def test_a_resumed_run_reports_its_own_epochs(X, tmp_path):
+    # Resumed at epoch 2 with 3 epochs still to do, interrupted after 1 of them: the
+    # epochs restored from the checkpoint are not counted as this training's.
+    _fit(X, tmp_path, 2)
+    callbacks = [RunCheckpoint(tmp_path), StopAfter()]
+    est = GMVAEClustering(3, max_epochs=3, callbacks=callbacks, **SMALL)
+    with pytest.warns(ConvergenceWarning, match="interrupted after 1 of 3 epochs"):
+        est.fit(X)
+    assert est.n_iter_ == 3
