@@ -179,9 +179,15 @@ class GraphedStep:
             self.graph.register_generator_state(generator)
         # thread_local: fits running in other threads may go on allocating meanwhile.
         stream = torch.cuda.Stream(self.net.device)
-        with (
-            _CAPTURE_LOCK,
-            torch.cuda.graph(self.graph, stream=stream, capture_error_mode="thread_local"),
-        ):
-            self.static_step = self.eager((self.static_x, None), **fit_params)
+        try:
+            with (
+                _CAPTURE_LOCK,
+                torch.cuda.graph(self.graph, stream=stream, capture_error_mode="thread_local"),
+            ):
+                self.static_step = self.eager((self.static_x, None), **fit_params)
+        except RuntimeError as error:
+            raise RuntimeError(
+                f"Capturing the training step as a CUDA graph failed: {error}. "
+                "cuda_graph=False trains without graphs (please report this failure)."
+            ) from error
         self.key = self._key()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import math
+import re
+import sys
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -11,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 from skorch import NeuralNet
-from skorch.callbacks import PassthroughScoring
+from skorch.callbacks import PassthroughScoring, PrintLog
 from skorch.dataset import get_len
 from skorch.utils import to_tensor
 
@@ -106,6 +108,21 @@ def stream_generator(seed: int, stream: int, device: Any) -> torch.Generator:
     are independent (``SeedSequence``), and the same seed gives the same draws."""
     state = np.random.SeedSequence(int(seed)).generate_state(3)[stream]
     return torch.Generator(device).manual_seed(int(state))
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+class TablePrintLog(PrintLog):
+    """skorch's table of the epochs (``GMVAEClustering(verbose=2)``), with the colours of
+    the best values on a terminal only: in a log file, a pipe or CI they would be escape
+    sequences."""
+
+    def format_row(self, row: dict, key: str, color: str) -> Any:
+        text = super().format_row(row, key, color)
+        if isinstance(text, str) and not sys.stdout.isatty():
+            return _ANSI.sub("", text)
+        return text
 
 
 class MixtureVAENet(NeuralNet):
@@ -275,7 +292,10 @@ class MixtureVAENet(NeuralNet):
     @property
     def _default_callbacks(self) -> list[tuple[str, Any]]:
         return [
-            *super()._default_callbacks,
+            *[
+                ("print_log", TablePrintLog()) if name == "print_log" else (name, callback)
+                for name, callback in super()._default_callbacks
+            ],
             ("train_elbo", PassthroughScoring(name="train_elbo", on_train=True)),
             ("train_entropy", PassthroughScoring(name="train_entropy", on_train=True)),
             ("valid_elbo", PassthroughScoring(name="valid_elbo", lower_is_better=False)),

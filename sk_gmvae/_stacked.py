@@ -22,13 +22,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from skorch.callbacks import Callback, GradientNormClipping, PassthroughScoring, PrintLog
+from skorch.callbacks import Callback, GradientNormClipping, PassthroughScoring
 from skorch.history import History
 from torch import Tensor, nn
 from torch.func import functional_call, stack_module_state, vmap
 
 from ._model import MixtureVAE, ModelOutput
-from ._net import MixtureVAENet, TensorBatches, stream_generator
+from ._net import MixtureVAENet, TablePrintLog, TensorBatches, stream_generator
 
 
 class StackedMixtureVAE(nn.Module):
@@ -158,8 +158,9 @@ class RestartScoring(PassthroughScoring):
         return np.average(np.asarray(scores), axis=0, weights=weights).tolist()
 
 
-class RestartPrintLog(PrintLog):
-    """skorch's ``PrintLog`` showing per-restart lists as ``v1 / v2 / ...``."""
+class RestartPrintLog(TablePrintLog):
+    """The epochs' table (``TablePrintLog``) showing per-restart lists as
+    ``v1 / v2 / ...``."""
 
     def format_row(self, row: dict, key: str, color: str) -> str:
         value = row[key]

@@ -3,6 +3,7 @@
 import pickle
 import re
 import shutil
+import sys
 
 import numpy as np
 import pytest
@@ -187,11 +188,15 @@ def test_user_callbacks_are_called_and_not_mutated(blobs):
     assert not hasattr(cb, "count_")  # the parameter itself is left as given
 
 
-def test_gradient_clipping_and_verbose_output(blobs, capsys):
+def test_gradient_clipping_and_verbose_output(blobs, capsys, monkeypatch):
     X, _ = blobs
     GMVAEClustering(3, random_state=0, max_grad_norm=1.0, verbose=2, **SMALL).fit(X)
     out = capsys.readouterr().out
     assert "train_elbo" in out and "train_entropy" in out
+    assert "\x1b[" not in out  # not a terminal: no colour codes in the table
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    GMVAEClustering(3, random_state=0, verbose=2, **SMALL).fit(X)
+    assert "\x1b[" in capsys.readouterr().out  # a terminal: the best values coloured
 
 
 def test_weighted_objective_trains(blobs):
