@@ -43,6 +43,7 @@ def _mnist(args: argparse.Namespace) -> int:
         device=args.device,
         precision=args.precision,
         compile=args.compile,
+        cuda_graph=study_cli.auto_yes_no(args.cuda_graph),
         verbose=1,
     )
     print(
@@ -204,6 +205,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="arithmetic of training (see GMVAEClustering's precision)",
     )
     common.add_argument("--compile", action="store_true", help="torch.compile the training pass")
+    common.add_argument(
+        "--cuda-graph",
+        choices=["auto", "yes", "no"],
+        default="auto",
+        help="replay the training step as one CUDA graph (auto: on CUDA, unless --compile)",
+    )
     common.add_argument(
         "--data-home", default=None, help="data cache folder (None: scikit-learn's)"
     )

@@ -9,7 +9,7 @@ import sk_gmvae
 from sk_gmvae import GMVAEClustering, cli
 from sk_gmvae.callbacks import read_csv
 from sk_gmvae.datasets import DatasetUnavailableError
-from sk_gmvae.study import protocol
+from sk_gmvae.study import protocol, runner
 
 
 def test_mnist_command_prints_metrics(monkeypatch, tmp_path, capsys):
@@ -201,9 +201,11 @@ def test_mnist_options_reach_the_estimator(monkeypatch, tmp_path):
     monkeypatch.setattr(GMVAEClustering, "fit", spy_fit)
     argv = ["mnist", "--epochs", "1", "--latent-dim", "2", "--n-clusters", "3"]
     argv += ["--hidden", "8", "4", "--batch-size", "20", "--learning-rate", "0.01"]
-    assert cli.main(argv) == 0
+    assert cli.main([*argv, "--cuda-graph", "no"]) == 0
     assert fitted["hidden_layer_sizes"] == (8, 4) and fitted["batch_size"] == 20
-    assert fitted["learning_rate"] == 0.01
+    assert fitted["learning_rate"] == 0.01 and fitted["cuda_graph"] is False
+    assert cli.main(argv) == 0
+    assert fitted["cuda_graph"] == "auto"
 
 
 def test_mnist_plots_option_writes_the_figures(monkeypatch, tmp_path, capsys):
@@ -221,3 +223,21 @@ def test_mnist_plots_option_writes_the_figures(monkeypatch, tmp_path, capsys):
     assert {p.name for p in (tmp_path / "figs").iterdir()} == names
     out = capsys.readouterr().out
     assert all(f"figs/{name}" in out for name in names)
+
+
+def test_reproduce_options_reach_the_study(monkeypatch, tmp_path):
+    _tiny_mnist(monkeypatch)
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def spy(*args, **kwargs):
+        seen.update(kwargs)
+        raise Stop
+
+    monkeypatch.setattr(runner, "run_study", spy)
+    argv = [*REPRODUCE, "--out", str(tmp_path), "--cuda-graph", "no", "--stack-seeds", "yes"]
+    with pytest.raises(Stop):
+        cli.main(argv)
+    assert seen["cuda_graph"] is False and seen["stack_seeds"] is True

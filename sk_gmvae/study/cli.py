@@ -12,6 +12,11 @@ import numpy as np
 from .protocol import binarize_once, load_protocol
 
 
+def auto_yes_no(choice: str) -> bool | str:
+    """An ``auto|yes|no`` option's value as the estimator takes it: "auto", True or False."""
+    return {"auto": "auto", "yes": True, "no": False}[choice]
+
+
 def _writable(folder: Path) -> str | None:
     """Why ``folder`` cannot hold the study's output (None if it can)."""
     try:
@@ -65,13 +70,14 @@ def reproduce(args: argparse.Namespace) -> int:
             epochs=args.epochs,
             X_train_eval=binarize_once(X_train[rows], args.seed + 1),
             progress=not args.no_progress,
-            stack_seeds={"auto": "auto", "yes": True, "no": False}[args.stack_seeds],
+            stack_seeds=auto_yes_no(args.stack_seeds),
             n_clusters=args.n_clusters,
             latent_dim=args.latent_dim,
             hidden_layer_sizes=tuple(args.hidden),
             device=args.device,
             precision=args.precision,
             compile=args.compile,
+            cuda_graph=auto_yes_no(args.cuda_graph),
         )
     except StudyInterrupted as stopped:
         print(f"\nsk-gmvae reproduce: {stopped}", file=sys.stderr)
