@@ -92,6 +92,21 @@ class GraphedStep:
                 if isinstance(step, torch.Tensor) and step.device != p.device:
                     optimizer.state[p]["step"] = step.to(p.device, torch.float32)
 
+    def release(self) -> None:
+        """Leave the optimizer as eager training has it, device-neutral (pickles, CPU
+        reloads, eager warm starts): ``capturable`` off, and the step counts of an
+        optimizer without fused kernels back on the host, where its eager step keeps
+        them (on the device it would read each one back, a sync per parameter)."""
+        optimizer = self.net.optimizer_
+        for group in optimizer.param_groups:
+            group["capturable"] = False
+            if group.get("fused"):
+                continue  # fused kernels keep their step counts on the device
+            for p in group["params"]:
+                step = optimizer.state.get(p, {}).get("step")
+                if isinstance(step, torch.Tensor) and step.device.type != "cpu":
+                    optimizer.state[p]["step"] = step.cpu()
+
     def params(self) -> list[torch.nn.Parameter]:
         return [p for group in self.net.optimizer_.param_groups for p in group["params"]]
 

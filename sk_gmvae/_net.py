@@ -241,9 +241,8 @@ class MixtureVAENet(NeuralNet):
             with matmul_precision(self.precision, self.device):
                 return super().fit_loop(X, y, epochs=epochs, **fit_params)
         finally:
-            if self.graph_step_ is not None:  # device-neutral again (pickles, CPU reloads)
-                for group in self.optimizer_.param_groups:
-                    group["capturable"] = False
+            if self.graph_step_ is not None:
+                self.graph_step_.release()
             self.graph_step_ = None
 
     def get_iterator(self, dataset: Any, training: bool = False) -> Any:

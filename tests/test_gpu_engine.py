@@ -324,3 +324,16 @@ def test_training_states_are_device_neutral(blobs):
     other.net_.load_training_state(state)
     other.net_.partial_fit(torch.as_tensor(blobs, dtype=torch.float32), epochs=1)
     assert np.isfinite(other.net_.history[-1, "train_elbo"])
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_a_released_step_leaves_the_optimizer_as_eager_training_has_it(blobs, fused):
+    est = GMVAEClustering(3, random_state=0, net_params={"optimizer__fused": fused}, **SMALL)
+    net = est.fit(blobs).net_
+    graphed = GraphedStep(net)
+    for group in net.optimizer_.param_groups:
+        group["capturable"] = True  # as a capture leaves it
+    graphed.release()
+    assert not any(group["capturable"] for group in net.optimizer_.param_groups)
+    assert all(state["step"].device.type == "cpu" for state in net.optimizer_.state.values())
+    net.partial_fit(torch.as_tensor(blobs, dtype=torch.float32), epochs=1)  # trains eagerly
