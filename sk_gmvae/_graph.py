@@ -84,28 +84,30 @@ class GraphedStep:
     def _capturable(self) -> None:
         """Adam's step count on the device (a reloaded optimizer state resets the flag;
         a state from eager or CPU training has its step counts on the host)."""
-        optimizer = self.net.optimizer_
-        for group in optimizer.param_groups:
+        for group in self.net.optimizer_.param_groups:
             group["capturable"] = True
-            for p in group["params"]:
-                step = optimizer.state.get(p, {}).get("step")
-                if isinstance(step, torch.Tensor) and step.device != p.device:
-                    optimizer.state[p]["step"] = step.to(p.device, torch.float32)
+            self._steps_to(group, None)
 
     def release(self) -> None:
         """Leave the optimizer as eager training has it, device-neutral (pickles, CPU
         reloads, eager warm starts): ``capturable`` off, and the step counts of an
         optimizer without fused kernels back on the host, where its eager step keeps
         them (on the device it would read each one back, a sync per parameter)."""
-        optimizer = self.net.optimizer_
-        for group in optimizer.param_groups:
+        for group in self.net.optimizer_.param_groups:
             group["capturable"] = False
-            if group.get("fused"):
-                continue  # fused kernels keep their step counts on the device
-            for p in group["params"]:
-                step = optimizer.state.get(p, {}).get("step")
-                if isinstance(step, torch.Tensor) and step.device.type != "cpu":
-                    optimizer.state[p]["step"] = step.cpu()
+            if not group.get("fused"):  # fused kernels keep their step counts on the device
+                self._steps_to(group, "cpu")
+
+    def _steps_to(self, group: dict, device: str | None) -> None:
+        """Move the step counts of the group's parameters to ``device``; None: each to its
+        parameter's device, as float32 (as torch loads a capturable optimizer's state)."""
+        state = self.net.optimizer_.state
+        for p in group["params"]:
+            step = state.get(p, {}).get("step")
+            target = p.device if device is None else torch.device(device)
+            if isinstance(step, torch.Tensor) and step.device != target:
+                dtype = torch.float32 if device is None else step.dtype
+                state[p]["step"] = step.to(target, dtype)
 
     def params(self) -> list[torch.nn.Parameter]:
         return [p for group in self.net.optimizer_.param_groups for p in group["params"]]
