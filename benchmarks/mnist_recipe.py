@@ -35,6 +35,7 @@ import torch
 
 from sk_gmvae.datasets import load_mnist
 from sk_gmvae.study import run_study
+from sk_gmvae.study.cli import auto_yes_no
 from sk_gmvae.study.protocol import binarize_once
 
 METRICS = {
@@ -129,7 +130,7 @@ def main() -> None:
         seeds=args.seeds,
         epochs=args.epochs,
         prototypes=False,
-        stack_seeds={"auto": "auto", "yes": True, "no": False}[args.stack_seeds],
+        stack_seeds=auto_yes_no(args.stack_seeds),
         n_clusters=args.n_clusters,
         latent_dim=args.latent_dim,
         hidden_layer_sizes=tuple(args.hidden),
