@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         "fit_graph_s_per_epoch": fit_epoch_seconds(X, args.epochs, cuda_graph=True, **common),
         "fit_eager_s_per_epoch": fit_epoch_seconds(X, args.epochs, cuda_graph=False, **common),
         f"fit_stacked{args.restarts}_s_per_epoch": fit_epoch_seconds(
-            X, args.epochs, n_init=args.restarts, stack_restarts=True, **common
+            X, args.epochs, n_init=args.restarts, init_epochs=None, stack_restarts=True, **common
         ),
     }
     ref, graph = figures["reference_graph_s_per_epoch"], figures["fit_graph_s_per_epoch"]

@@ -49,6 +49,7 @@ def main() -> None:
         latent_dim=args.latent,
         hidden_layer_sizes=tuple(args.hidden),
         n_init=args.restarts,
+        init_epochs=None,  # every restart trains all epochs, stacked or not
         max_epochs=args.epochs,
         device=args.device,
         random_state=0,

@@ -35,6 +35,7 @@ from ._training import (
     Restarts,
     Run,
     check_net_params,
+    checkpoints_runs,
     hidden_sizes,
     keep_best,
     resolve_device,
@@ -177,9 +178,22 @@ class GMVAEClustering(
         exponentially, to ``learning_rate * decay ** (e / max_epochs)`` after epoch e
         (skorch's ``LRScheduler`` with ``ExponentialLR``). 1 keeps it constant (the
         study's setting); long runs often end better with a decay such as 0.1.
-    n_init : int, default=1
+    n_init : int or "auto", default="auto"
         Number of trainings from different random initializations; the one ranked best
-        by ``restart_selection`` is kept.
+        by ``restart_selection`` is kept. ``"auto"``: 4 below 10,000 rows, where a
+        training is cheap and a single one now and then merges two clusters (4
+        well-separated blobs: one seed in three; none of six with 4 restarts), 1 from
+        10,000 rows (the study's setting).
+    init_epochs : int, "auto" or None, default="auto"
+        With ``n_init > 1``, the restarts are trials of this many epochs; the one ranked
+        best then trains on, to ``max_epochs`` (the "short runs" start of mixture
+        models, Biernacki et al., 2003): n restarts cost about one training plus n - 1
+        trials. The kept model is the one its seed trains alone, uninterrupted.
+        ``"auto"``: a sixth of ``max_epochs`` (at 1/6 the blobs' merged restarts already
+        had the lowest mutual information; at 1/18 not yet), and at least one epoch past
+        ``pretrain_epochs``. ``None``, or a value of at least ``max_epochs``: every
+        restart trains ``max_epochs`` epochs (as ``GaussianMixture``'s ``n_init``), at n
+        times the cost. Not used with ``tol`` (each restart trains until it stops).
     restart_selection : {"mutual_information", "entropy", "elbo"}, default="mutual_information"
         How the ``n_init`` restarts are ranked, on the training data, without labels.
         ``"elbo"``: the highest final training ELBO (as ``GaussianMixture`` keeps the
@@ -259,15 +273,19 @@ class GMVAEClustering(
         short (by Ctrl-C, a callback, or the divergence guard) does not count.
     lower_bound_ : float
         Mean ELBO per training row (nats) over the last complete training epoch of the
-        kept model (with training's binarization and noise); ``n_init`` keeps the
-        highest. NaN when no epoch completed.
-    hidden_layer_sizes_, latent_dim_, binarize_, entropy_weight_
+        kept model (with training's binarization and noise). NaN when no epoch
+        completed.
+    hidden_layer_sizes_, latent_dim_, binarize_, entropy_weight_, n_init_
         The values used for the parameters of these names (``"auto"`` resolved from
         the training data's shape).
+    init_epochs_ : int or None
+        Epochs of each restart's trial, or None when every restart trained
+        ``max_epochs`` (or there was one).
     restarts_ : list of dict
-        One dict per restart, in training order: its ``seed``, ``lower_bound`` (final
+        One dict per restart, in training order: its ``seed``, ``lower_bound`` (last
         training ELBO) and, with ``n_init > 1``, ``conditional_entropy`` and
-        ``mutual_information`` of q(y|x) on the training data (nats);
+        ``mutual_information`` of q(y|x) on the training data (nats), all at the end of
+        its trial (``init_epochs_``) or training, as ranked by ``restart_selection``;
         ``pandas.DataFrame(est.restarts_)`` makes it a table.
     converged_ : bool
         True only when early stopping (``tol``) ended training because the loss had
@@ -357,7 +375,8 @@ class GMVAEClustering(
         "learning_rate_decay": [Interval(Real, 0, 1, closed="right")],
         "optimizer": [callable],
         "net_params": [dict, None],
-        "n_init": [Interval(Integral, 1, None, closed="left")],
+        "n_init": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
+        "init_epochs": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"}), None],
         "restart_selection": [StrOptions(set(RESTART_CRITERIA))],
         "stack_restarts": ["boolean", StrOptions({"auto"})],
         "tol": [Interval(Real, 0, None, closed="left"), None],
@@ -395,7 +414,8 @@ class GMVAEClustering(
         learning_rate_decay: float = 1.0,
         optimizer: type[torch.optim.Optimizer] = torch.optim.Adam,
         net_params: dict | None = None,
-        n_init: int = 1,
+        n_init: int | str = "auto",
+        init_epochs: int | str | None = "auto",
         restart_selection: str = "mutual_information",
         stack_restarts: bool | str = "auto",
         tol: float | None = None,
@@ -430,6 +450,7 @@ class GMVAEClustering(
         self.optimizer = optimizer
         self.net_params = net_params
         self.n_init = n_init
+        self.init_epochs = init_epochs
         self.restart_selection = restart_selection
         self.stack_restarts = stack_restarts
         self.tol = tol
@@ -493,14 +514,13 @@ class GMVAEClustering(
         X_train = torch.tensor(X, dtype=torch.float32, device=device)
 
         # Every random draw of training comes from the nets' own generators, seeded here.
-        seeds = restart_seeds(rng, 1 if continuing else self.n_init)
+        params = resolve_params(self.get_params(), *X.shape)
+        seeds = restart_seeds(rng, 1 if continuing else params["n_init"])
         if continuing:
             self.net_.reseed(seeds[0])  # a new random stream for these epochs
-            epochs = resolve_params(self.get_params(), *X.shape)["max_epochs"]
-            run = train_run(self.net_, X_train, epochs=epochs)
+            run = train_run(self.net_, X_train, epochs=params["max_epochs"])
             self.restarts_ = [{"seed": seeds[0], "lower_bound": run.final_elbo}]
         else:
-            params = resolve_params(self.get_params(), *X.shape)
             if self.pretrain_epochs and self.variant != "vade":
                 raise ValueError(
                     f"pretrain_epochs is VaDE's initialisation (variant='vade'); with "
@@ -513,12 +533,26 @@ class GMVAEClustering(
                     f"max_epochs={params['max_epochs']} to train the mixture; raise "
                     "max_epochs or lower pretrain_epochs."
                 )
+            if params["n_init"] > 1 and checkpoints_runs(params):
+                raise ValueError(
+                    f"n_init={params['n_init']} restarts would share the RunCheckpoint's "
+                    "files (each resuming the previous one's run); set n_init=1."
+                )
+            restarts = Restarts(params, X.shape[1], likelihood, device, seeds)
+            trial = restarts.trial_epochs
+            if trial is not None and trial <= self.pretrain_epochs:
+                raise ValueError(
+                    f"init_epochs={trial} would rank the restarts during the autoencoder's "
+                    f"pretraining (pretrain_epochs={self.pretrain_epochs}); raise "
+                    "init_epochs, or set it to None (full restarts)."
+                )
             self.hidden_layer_sizes_ = params["hidden_layer_sizes"]
             self.latent_dim_, self.binarize_ = params["latent_dim"], params["binarize"]
-            self.entropy_weight_ = params["entropy_weight"]
-            restarts = Restarts(params, X.shape[1], likelihood, device, seeds)
+            self.entropy_weight_, self.n_init_ = params["entropy_weight"], params["n_init"]
+            self.init_epochs_ = trial
             runs = self._train(restarts, X_train)
             run, self.restarts_ = keep_best(runs, self.restart_selection, X)
+            run = restarts.finish(run, X_train)
 
         net = run.net
         self.net_, self.history_ = net, net.history
@@ -567,7 +601,7 @@ class GMVAEClustering(
                 f"{run.epochs_asked} epochs; the model is the one reached then."
             )
         elif run.recovered:
-            factor = run.guard.lr_factor**run.guard.recoveries_
+            factor = run.guard.lr_factor**run.recoveries
             done = run.epochs - run.epochs_before
             message = (
                 f"Training diverged (non-finite loss) in {undone}, undone; it went on with "
@@ -632,6 +666,7 @@ class GMVAEClustering(
         state.setdefault("cuda_graph", "auto")
         state.setdefault("kl_warmup", 0.0)
         state.setdefault("pretrain_epochs", 0)
+        state.setdefault("init_epochs", None)  # restarts then trained max_epochs each
         super().__setstate__(state)
         if "net_" in self.__dict__:
             # skorch maps a net pickled on a GPU to the CPU where CUDA is missing; follow it.

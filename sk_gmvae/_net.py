@@ -235,6 +235,12 @@ class MixtureVAENet(NeuralNet):
             self.generator_ = self._generators(1, self.device)
             self.torch_compile(self.module_, "module")
 
+    def partial_fit(self, X: Any, y: Any = None, classes: Any = None, **fit_params: Any) -> Any:
+        # The epochs this training runs, for callbacks that show progress (before
+        # on_train_begin, which skorch calls without them).
+        self.epochs_asked_ = fit_params.get("epochs") or self.max_epochs
+        return super().partial_fit(X, y, classes, **fit_params)
+
     def fit_loop(self, X: Any, y: Any = None, epochs: int | None = None, **fit_params: Any) -> Any:
         self.graph_step_ = GraphedStep(self) if uses_cuda_graph(self) else None
         try:

@@ -144,6 +144,12 @@ def _optimizer_params(params: dict[str, Any]) -> dict[str, Any]:
 AUTO_STEPS = 3600
 # Rows from which data count as large (MNIST-sized) for the "auto" rules.
 LARGE_DATA = 10_000
+# ``n_init="auto"`` below LARGE_DATA rows: restarts, each a trial of 1/TRIAL_FRACTION of
+# the epochs (4 well-separated 5-D blobs: one restart in three merged two clusters; the
+# failed trials had the lowest I(X; Y) at 1/6 of training, not at 1/18; see the docs'
+# results page).
+AUTO_RESTARTS = 4
+TRIAL_FRACTION = 6
 
 
 def resolve_params(params: dict[str, Any], n_samples: int, n_features: int) -> dict[str, Any]:
@@ -156,7 +162,10 @@ def resolve_params(params: dict[str, Any], n_samples: int, n_features: int) -> d
     - ``binarize``: True from 10,000 rows (MNIST-sized data), else False;
     - ``max_epochs``: enough epochs for ``AUTO_STEPS`` optimizer steps;
     - ``entropy_weight``: ``eta / 2`` below 10,000 rows (at ``eta`` or more every row
-      goes to one cluster), 0 from 10,000 rows (where it measured worse).
+      goes to one cluster), 0 from 10,000 rows (where it measured worse);
+    - ``n_init``: ``AUTO_RESTARTS`` below 10,000 rows, 1 from 10,000 rows;
+    - ``init_epochs``: a sixth of ``max_epochs`` (rounded up), and at least one epoch past
+      VaDE's pretraining.
     """
     p = dict(params)
     if isinstance(p["hidden_layer_sizes"], str):
@@ -173,7 +182,20 @@ def resolve_params(params: dict[str, Any], n_samples: int, n_features: int) -> d
         p["max_epochs"] = max(1, math.ceil(AUTO_STEPS / steps_per_epoch))
     if p["entropy_weight"] == "auto":
         p["entropy_weight"] = 0.5 * p["eta"] if n_samples < LARGE_DATA else 0.0
+    if p.get("n_init", 1) == "auto":
+        small = n_samples < LARGE_DATA
+        p["n_init"] = AUTO_RESTARTS if small and not checkpoints_runs(p) else 1
+    if p.get("init_epochs") == "auto":
+        trial = math.ceil(p["max_epochs"] / TRIAL_FRACTION)
+        p["init_epochs"] = min(p["max_epochs"], max(trial, p.get("pretrain_epochs", 0) + 1))
     return p
+
+
+def checkpoints_runs(params: dict[str, Any]) -> bool:
+    """Whether the estimator's ``callbacks`` hold a ``RunCheckpoint``: it resumes one run
+    from its files, so a fit then trains one (``n_init="auto"`` is 1)."""
+    callbacks = [cb[1] if isinstance(cb, tuple) else cb for cb in params.get("callbacks") or []]
+    return any(isinstance(cb, RunCheckpoint) for cb in callbacks)
 
 
 def _noop(*args: object, **kwargs: object) -> None:
@@ -283,12 +305,14 @@ class Run:
     that know it report: the divergence guard, early stopping, the epoch count.
 
     ``epochs_before`` and ``epochs_asked`` are the complete epochs the net had before
-    this training and the epochs this training was asked for.
+    this training and the epochs this training was asked for; ``earlier_recoveries``,
+    the guard's recoveries in an earlier part of the same training (a restart's trial).
     """
 
     net: MixtureVAENet
     epochs_before: int = 0
     epochs_asked: int = 0
+    earlier_recoveries: int = 0
 
     @property
     def guard(self) -> DivergenceGuard:
@@ -320,9 +344,15 @@ class Run:
         return self.guard.stopped_ or self._last_epoch_undone
 
     @property
+    def recoveries(self) -> int:
+        """Epochs the guard undid and training went on from, each time with the learning
+        rate multiplied by the guard's ``lr_factor``."""
+        return self.guard.recoveries_ + self.earlier_recoveries
+
+    @property
     def divergences(self) -> int:
         """Epochs undone by the guard (each had a non-finite step)."""
-        return self.guard.recoveries_ + int(self.guard.stopped_)
+        return self.recoveries + int(self.guard.stopped_)
 
     @property
     def stopped_early(self) -> bool:
@@ -334,13 +364,13 @@ class Run:
     def recovered(self) -> bool:
         """Whether the guard undid epochs (a non-finite step) and training went on, with
         a lower learning rate, to end on a complete epoch."""
-        return self.guard.recoveries_ > 0 and not self.diverged
+        return self.recoveries > 0 and not self.diverged
 
     @property
     def interrupted(self) -> bool:
         """Whether training ended before its epochs for another reason (Ctrl-C, or a
         callback raising ``KeyboardInterrupt``); epochs the guard undid were run."""
-        run = self.epochs - self.epochs_before + self.guard.recoveries_
+        run = self.epochs - self.epochs_before + self.recoveries
         return run < self.epochs_asked and not (self.diverged or self.stopped_early)
 
     @property
@@ -368,6 +398,8 @@ def train_run(net: MixtureVAENet, X: torch.Tensor, epochs: int | None = None) ->
     if epochs is None:
         net.fit(X)
         return Run(net, _resumed_epochs(net), net.max_epochs)
+    if not net.initialized_:
+        net.initialize()
     before = completed_epochs(net)
     net.partial_fit(X, epochs=epochs)
     return Run(net, before, epochs)
@@ -401,6 +433,11 @@ class Restarts:
     each a plain net. If a stacked restart diverges, the stacked training stops and the
     restarts are trained one after another instead, each with a guard of its own, so the
     runs are always those of sequential restarts (up to rounding).
+
+    With ``trial_epochs``, the runs ``fit`` returns are short trials, and ``finish``
+    trains the one kept on to ``max_epochs``: the "short runs" start of mixture models
+    (Biernacki, Celeux & Govaert, 2003): with trials of a sixth of the epochs, n restarts
+    cost 1 + (n - 1) / 6 trainings. The kept run ends as if it had trained alone.
     """
 
     params: dict[str, Any]
@@ -416,15 +453,38 @@ class Restarts:
     def net(self, seed: int | Sequence[int]) -> MixtureVAENet:
         return build_net(self.params, self.n_features, self.likelihood, self.device, seed)
 
+    @property
+    def trial_epochs(self) -> int | None:
+        """Epochs of each restart before they are ranked (``init_epochs``), or None when
+        every restart trains all ``max_epochs``: one restart, ``init_epochs=None`` or not
+        shorter than ``max_epochs``, or early stopping (``tol``), whose patience would
+        start again with the kept run's continuation."""
+        trial = self.params.get("init_epochs")
+        if len(self.seeds) == 1 or trial is None or self.params["tol"] is not None:
+            return None
+        return trial if trial < self.params["max_epochs"] else None
+
     def fit(self, X: torch.Tensor) -> list[Run]:
+        epochs = self.trial_epochs
         if self.stacked:
-            stacked = train_run(self.net(self.seeds), X)
+            stacked = train_run(self.net(self.seeds), X, epochs)
             if not stacked.diverged:
                 return [
                     Run(stacked.net.restart_into(r, self.net(seed)), 0, stacked.epochs_asked)
                     for r, seed in enumerate(self.seeds)
                 ]
-        return [train_run(self.net(seed), X) for seed in self.seeds]
+        return [train_run(self.net(seed), X, epochs) for seed in self.seeds]
+
+    def finish(self, run: Run, X: torch.Tensor) -> Run:
+        """The kept ``run`` trained to its end: a trial trains on for the rest of its
+        ``max_epochs`` (epochs the guard undid count as run, as in one training) and is
+        reported as one training; a full run, or a trial that the guard stopped or that
+        was interrupted, is returned as it is."""
+        if self.trial_epochs is None or run.guard.stopped_ or run.interrupted:
+            return run
+        earlier = run.recoveries
+        rest = train_run(run.net, X, epochs=run.net.max_epochs - len(run.net.history))
+        return Run(rest.net, run.epochs_before, run.epochs_asked + rest.epochs_asked, earlier)
 
 
 RESTART_CRITERIA = ("elbo", "entropy", "mutual_information")

@@ -39,6 +39,7 @@ def _mnist(args: argparse.Namespace) -> int:
         learning_rate_decay=args.learning_rate_decay,
         binarize=True,  # the study's dynamic binarization, whatever --n-train
         max_epochs=args.epochs,
+        n_init=1,  # one training, as the study's runs, whatever --n-train
         random_state=args.seed,
         device=args.device,
         precision=args.precision,

@@ -140,7 +140,13 @@ def test_warm_start_continues_training(blobs):
 def test_n_init_keeps_best_final_elbo(blobs):
     X, _ = blobs
     est = GMVAEClustering(
-        3, n_init=3, stack_restarts=False, restart_selection="elbo", random_state=0, **SMALL
+        3,
+        n_init=3,
+        init_epochs=None,  # full restarts, ranked at their end
+        stack_restarts=False,
+        restart_selection="elbo",
+        random_state=0,
+        **SMALL,
     ).fit(X)
     # The kept run's bound is the best of the three runs' bounds, and they differ.
     bounds = [n.history[-1, "train_elbo"] for n in _nets_of(est, X)]
@@ -153,7 +159,7 @@ def _nets_of(est, X):
     from sk_gmvae._training import SEED_MAX, build_net, resolve_params
 
     rng = np.random.RandomState(est.random_state)
-    seeds = [int(rng.randint(SEED_MAX)) for _ in range(est.n_init)]
+    seeds = [int(rng.randint(SEED_MAX)) for _ in range(est.n_init_)]
     X_train = torch.tensor(X, dtype=torch.float32, device=est.device_)
     params = resolve_params(est.get_params(), *X.shape)
     return [
@@ -468,7 +474,7 @@ def test_n_init_keeps_the_restart_ranked_best_by_the_criterion(blobs, criterion)
     from sk_gmvae.metrics import conditional_entropy, mutual_information
 
     X, _ = blobs
-    params = dict(n_init=3, stack_restarts=False, random_state=0, **SMALL)
+    params = dict(n_init=3, init_epochs=None, stack_restarts=False, random_state=0, **SMALL)
     est = GMVAEClustering(3, restart_selection=criterion, **params).fit(X)
     scores = [
         r[criterion if criterion != "entropy" else "conditional_entropy"] for r in est.restarts_
@@ -481,6 +487,46 @@ def test_n_init_keeps_the_restart_ranked_best_by_the_criterion(blobs, criterion)
     kept = est.restarts_[best]
     assert kept["conditional_entropy"] == pytest.approx(conditional_entropy(proba), abs=1e-9)
     assert kept["mutual_information"] == pytest.approx(mutual_information(proba), abs=1e-9)
+
+
+@pytest.mark.parametrize("stack", [False, True])
+def test_trial_restarts_rank_the_trials_and_train_the_kept_one_on_as_alone(blobs, stack):
+    # Restarts of 2 epochs, ranked there; the kept one trains on to max_epochs and ends
+    # as its seed's uninterrupted training does, schedules (lr decay, KL warm-up) and
+    # random stream included.
+    X, _ = blobs
+    params = dict(random_state=0, learning_rate_decay=0.5, kl_warmup=2, **SMALL)
+    est = GMVAEClustering(3, n_init=3, init_epochs=2, stack_restarts=stack, **params).fit(X)
+    assert est.n_init_ == 3 and est.init_epochs_ == 2 and est.n_iter_ == SMALL["max_epochs"]
+    mi = [r["mutual_information"] for r in est.restarts_]
+    best = int(np.argmax(mi))
+    assert len(set(mi)) == 3 and est.net_.random_state == est.restarts_[best]["seed"]
+    lone = _nets_of(est, X)  # each seed trained alone for all max_epochs
+    rtol = 1e-5 if stack else 0
+    for key in ("train_loss", "train_elbo", "train_entropy"):
+        np.testing.assert_allclose(est.history_[:, key], lone[best].history[:, key], rtol=rtol)
+    # Every restart was ranked at the end of its trial: its bound is its epoch 2's.
+    for scores, net in zip(est.restarts_, lone, strict=True):
+        assert scores["lower_bound"] == pytest.approx(net.history[1, "train_elbo"], rel=rtol)
+
+
+def test_n_init_and_init_epochs_auto():
+    from sk_gmvae._training import resolve_params
+
+    params = GMVAEClustering(pretrain_epochs=0).get_params()
+    small, large = resolve_params(params, 1_797, 64), resolve_params(params, 50_000, 784)
+    assert small["n_init"] == 4 and large["n_init"] == 1
+    # A sixth of the epochs: 3,600 steps of 18 are 200 epochs, trials of 34.
+    assert small["max_epochs"] == 200 and small["init_epochs"] == 34
+    vade = resolve_params({**params, "max_epochs": 12, "pretrain_epochs": 4}, 500, 5)
+    assert vade["init_epochs"] == 5  # past the autoencoder's pretraining
+
+
+def test_trials_never_rank_during_pretraining(blobs):
+    X, _ = blobs
+    est = GMVAEClustering(3, variant="vade", n_init=2, init_epochs=2, pretrain_epochs=2, **SMALL)
+    with pytest.raises(ValueError, match="pretraining"):
+        est.fit(X)
 
 
 def test_mutual_information_never_keeps_a_collapsed_restart(monkeypatch):
@@ -533,7 +579,8 @@ def test_training_that_ends_on_an_undone_epoch_reports_divergence():
     # fit ends on an undone epoch, which is divergence, not an interruption.
     X = load_digits().data[:150] / 16.0
     params = dict(latent_dim=2, hidden_layer_sizes=(8,), batch_size=50, binarize=True)
-    est = GMVAEClustering(4, entropy_weight=0, learning_rate=1e6, max_epochs=2, **params)
+    params |= dict(entropy_weight=0, learning_rate=1e6, max_epochs=2, n_init=1)
+    est = GMVAEClustering(4, **params)
     with pytest.warns(ConvergenceWarning, match="Training diverged .* in 2 epochs"):
         est.set_params(random_state=1).fit(X)
     assert est.n_iter_ == 0 and est.converged_ is False and np.isnan(est.lower_bound_)

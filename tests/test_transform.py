@@ -220,13 +220,23 @@ def test_net_params_held_by_estimator_parameters_are_refused(blobs, net_params, 
 
 def test_verbose_1_logs_plain_lines_when_not_a_terminal(blobs, capsys):
     X, _ = blobs
-    GMVAEClustering(3, random_state=0, verbose=1, **{**SMALL, "max_epochs": 20}).fit(X)
+    params = dict(random_state=0, verbose=1, n_init=1, **{**SMALL, "max_epochs": 20})
+    GMVAEClustering(3, **params).fit(X)
     captured = capsys.readouterr()
     lines = captured.err.strip().splitlines()
     assert len(lines) == 10  # every tenth of 20 epochs
     assert lines[-1].startswith("training: epoch 20/20") and "left" in lines[-1]
     assert "\r" not in captured.err and "\x1b[" not in captured.err
     assert captured.out == ""  # no per-epoch table at verbose=1
+
+
+def test_verbose_1_shows_the_trials_then_the_kept_restart_going_on(blobs, capsys):
+    X, _ = blobs
+    params = dict(random_state=0, verbose=1, n_init=2, init_epochs=4, **SMALL)
+    GMVAEClustering(3, **{**params, "max_epochs": 20}).fit(X)
+    epochs = [line.split()[2] for line in capsys.readouterr().err.strip().splitlines()]
+    # Two trials of 4 epochs, then the kept one from epoch 5 (a line every 2) to 20.
+    assert epochs == ["1/4", "2/4", "3/4", "4/4"] * 2 + [f"{e}/20" for e in range(6, 21, 2)]
 
 
 class _Terminal(io.StringIO):

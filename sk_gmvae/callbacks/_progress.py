@@ -14,6 +14,11 @@ from tqdm.auto import tqdm
 class FitProgressBar(Callback):
     """One bar over all the epochs of a training run (``GMVAEClustering(verbose=1)``).
 
+    The epochs are counted in the net's history: a training that continues a net (the
+    restart kept after its trial, a warm start) goes on from the epochs it has, up to
+    those plus the epochs it runs (``epochs_asked_`` of ``MixtureVAENet``, else
+    ``max_epochs``).
+
     On a terminal a tqdm bar shows the epochs done, the last epoch's mean ELBO (with
     stacked restarts, the best restart's) and the time left (ETA); on anything else (a
     log file, a pipe, CI) tqdm's carriage returns would garble the log, so a plain line
@@ -39,12 +44,20 @@ class FitProgressBar(Callback):
 
     def on_train_begin(self, net: Any, **kwargs: Any) -> None:
         self.file_ = self.file if self.file is not None else sys.stderr
-        self.total_ = int(net.max_epochs)
-        self.done_ = 0
+        self.done_ = len(net.history)
+        self.total_ = self.done_ + int(getattr(net, "epochs_asked_", net.max_epochs))
+        self.first_ = self.done_
         self.start_ = time.monotonic()
         is_tty = getattr(self.file_, "isatty", lambda: False)()
         self.bar_ = (
-            tqdm(total=self.total_, desc=self.desc, unit="epoch", file=self.file_, leave=True)
+            tqdm(
+                total=self.total_,
+                initial=self.done_,
+                desc=self.desc,
+                unit="epoch",
+                file=self.file_,
+                leave=True,
+            )
             if is_tty
             else None
         )
@@ -60,8 +73,8 @@ class FitProgressBar(Callback):
         step = max(1, round(self.total_ * self.log_every))
         if self.done_ % step == 0 or self.done_ == self.total_:
             elapsed = time.monotonic() - self.start_
-            # time left = elapsed / done * (total - done)
-            left = elapsed / self.done_ * max(self.total_ - self.done_, 0)
+            # time left = elapsed / (epochs run here) * (epochs still to run)
+            left = elapsed / (self.done_ - self.first_) * max(self.total_ - self.done_, 0)
             print(
                 f"{self.desc}: epoch {self.done_}/{self.total_}  elbo {elbo:.2f}  "
                 f"elapsed {tqdm.format_interval(elapsed)}  left {tqdm.format_interval(left)}",
