@@ -47,6 +47,21 @@ def _overrides_grad_hook(callback: Any) -> bool:
     return hook is not Callback.on_grad_computed
 
 
+def _setting(value: Any) -> Any:
+    """An optimizer setting as the graph's key holds it, hashable and comparable without
+    a device sync: a tensor (a rate or betas as tensors) by its address, where the graph
+    reads it; a sequence item by item; anything else unhashable by its repr."""
+    if isinstance(value, torch.Tensor):
+        return ("tensor", value.data_ptr())
+    if isinstance(value, list | tuple):
+        return tuple(_setting(item) for item in value)
+    try:
+        hash(value)
+    except TypeError:
+        return ("repr", repr(value))
+    return value
+
+
 def uses_cuda_graph(net: Any) -> bool:
     """Whether ``net`` trains with a captured step: ``cuda_graph=True`` or ``"auto"``, on a
     CUDA device, without ``compile`` (which has graphs of its own), with an optimizer
@@ -123,10 +138,7 @@ class GraphedStep:
         tensors = [t for p in self.params() for t in (p, *optimizer.state.get(p, {}).values())]
         settings = [
             tuple(
-                # a tensor rate is read by the graph where it lives (no sync here)
-                (name, value.data_ptr() if isinstance(value, torch.Tensor) else value)
-                for name, value in sorted(group.items())
-                if name != "params"
+                (name, _setting(value)) for name, value in sorted(group.items()) if name != "params"
             )
             for group in optimizer.param_groups
         ]

@@ -337,3 +337,22 @@ def test_a_released_step_leaves_the_optimizer_as_eager_training_has_it(blobs, fu
     assert not any(group["capturable"] for group in net.optimizer_.param_groups)
     assert all(state["step"].device.type == "cpu" for state in net.optimizer_.state.values())
     net.partial_fit(torch.as_tensor(blobs, dtype=torch.float32), epochs=1)  # trains eagerly
+
+
+def test_the_graph_key_takes_any_optimizer_setting_and_sees_a_change(blobs):
+    # Tensors (betas as tensors, as capturable Adam allows), arrays and dicts in a param
+    # group: the key compares without a sync or an ambiguous array truth value, an equal
+    # copy of a setting keeps it, and a changed setting changes it.
+    est = GMVAEClustering(3, random_state=0, n_init=1, **SMALL).fit(blobs)
+    group = est.net_.optimizer_.param_groups[0]
+    group["betas"] = (torch.tensor(0.9), torch.tensor(0.999))
+    group["extra"] = [np.array([1.0, 2.0]), {"a": 1}]
+    step = GraphedStep(est.net_)
+    key = step._key()
+    group["extra"] = [np.array([1.0, 2.0]), {"a": 1}]  # equal, new objects
+    assert step._key() == key
+    group["extra"] = [np.array([1.0, 3.0]), {"a": 1}]
+    assert step._key() != key
+    group["extra"] = [np.array([1.0, 2.0]), {"a": 1}]
+    group["lr"] *= 0.5
+    assert step._key() != key
