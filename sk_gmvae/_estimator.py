@@ -183,12 +183,17 @@ class GMVAEClustering(
         by ``restart_selection`` is kept. ``"auto"``: 4 below 10,000 rows, where a
         training is cheap and a single one now and then merges two clusters (4
         well-separated blobs: one seed in three; none of six with 4 restarts), 1 from
-        10,000 rows (the study's setting).
+        10,000 rows (the study's setting) and with a ``RunCheckpoint`` callback (it
+        resumes one run; ``n_init > 1`` is refused with it). Ctrl-C during a restart
+        ends the fit with the restarts trained so far.
     init_epochs : int, "auto" or None, default="auto"
         With ``n_init > 1``, the restarts are trials of this many epochs; the one ranked
         best then trains on, to ``max_epochs`` (the "short runs" start of mixture
         models, Biernacki et al., 2003): n restarts cost about one training plus n - 1
-        trials. The kept model is the one its seed trains alone, uninterrupted.
+        trials. The kept model is the one its seed trains alone, uninterrupted (the
+        learning-rate decay, KL warm-up, VaDE's start and the divergence guard go on
+        across the pause; a callback of yours sees a second ``on_train_begin``, see
+        the callbacks page).
         ``"auto"``: a sixth of ``max_epochs`` (at 1/6 the blobs' merged restarts already
         had the lowest mutual information; at 1/18 not yet), and at least one epoch past
         ``pretrain_epochs``. ``None``, or a value of at least ``max_epochs``: every
@@ -552,7 +557,7 @@ class GMVAEClustering(
             self.init_epochs_ = trial
             runs = self._train(restarts, X_train)
             run, self.restarts_ = keep_best(runs, self.restart_selection, X)
-            run = restarts.finish(run, X_train)
+            run = restarts.finish(runs, run, X_train)
 
         net = run.net
         self.net_, self.history_ = net, net.history
@@ -601,7 +606,7 @@ class GMVAEClustering(
                 f"{run.epochs_asked} epochs; the model is the one reached then."
             )
         elif run.recovered:
-            factor = run.guard.lr_factor**run.recoveries
+            factor = run.guard.lr_factor**run.guard.recoveries_
             done = run.epochs - run.epochs_before
             message = (
                 f"Training diverged (non-finite loss) in {undone}, undone; it went on with "
@@ -667,6 +672,9 @@ class GMVAEClustering(
         state.setdefault("kl_warmup", 0.0)
         state.setdefault("pretrain_epochs", 0)
         state.setdefault("init_epochs", None)  # restarts then trained max_epochs each
+        if "net_" in state:  # fitted before n_init_ and init_epochs_ were recorded
+            state.setdefault("n_init_", len(state.get("restarts_", [None])))
+            state.setdefault("init_epochs_", None)
         super().__setstate__(state)
         if "net_" in self.__dict__:
             # skorch maps a net pickled on a GPU to the CPU where CUDA is missing; follow it.

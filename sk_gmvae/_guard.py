@@ -19,9 +19,9 @@ class DivergenceGuard(Callback):
     device-to-host transfer brought: no sync per step), it restores that copy, which
     undoes the whole epoch: the epoch's steps are dropped from the history and its
     training values become NaN (it does not count as a complete epoch). Then it either
-    multiplies the learning rate by ``lr_factor`` and goes on (at most ``max_recoveries``
-    times) or stops training, leaving the last finite model. ``GMVAEClustering`` always
-    uses one, and warns when it stopped.
+    multiplies the learning rate (the undone epoch's, on any schedule) by ``lr_factor``
+    and goes on (at most ``max_recoveries`` times) or stops training, leaving the last
+    finite model. ``GMVAEClustering`` always uses one, and warns when it stopped.
 
     Parameters
     ----------
@@ -39,7 +39,14 @@ class DivergenceGuard(Callback):
         self.recoveries_ = 0
         self.stopped_ = False
         self._good: dict | None = None
+        self._carry_on = False
         return self
+
+    def carry_on(self) -> None:
+        """Let the next training of the net continue this one (a restart going on after
+        its trial) rather than start a new one: the recoveries so far and the kept state
+        stay, as if training had not paused."""
+        self._carry_on = True
 
     def _keep(self, net: Any) -> None:
         finite = torch.stack([torch.isfinite(p).all() for p in net.module_.parameters()])
@@ -50,7 +57,10 @@ class DivergenceGuard(Callback):
             }
 
     def on_train_begin(self, net: Any, **kwargs: Any) -> None:
-        # Per training (a warm start is one): its recoveries, from the rate it starts at.
+        if self._carry_on:  # the same training, going on
+            self._carry_on = False
+            return
+        # Per training (a warm start is one): its recoveries.
         self._good = None
         self.recoveries_ = 0
         self.stopped_ = False
@@ -59,7 +69,6 @@ class DivergenceGuard(Callback):
         # Kept at the first epoch's start rather than at on_train_begin, so that a state
         # other callbacks load when training begins (a resumed checkpoint) is the one kept.
         if self._good is None:
-            self._base_lr = [group["lr"] for group in net.optimizer_.param_groups]
             self._keep(net)
 
     def on_epoch_end(self, net: Any, **kwargs: Any) -> None:
@@ -74,6 +83,7 @@ class DivergenceGuard(Callback):
         """Undo the epoch that had a non-finite step: restore the last finite state (from
         before the epoch, so all its steps are undone), drop the epoch's steps from the
         history and rescore it (NaN), then lower the learning rate or stop."""
+        rates = [group["lr"] for group in net.optimizer_.param_groups]  # the epoch's
         net.module_.load_state_dict(self._good["module"])  # copied into the weights
         # A copy: the optimizer adopts the state dict's tensors as they are and updates
         # them in place, and the kept state must survive for a next recovery.
@@ -84,8 +94,10 @@ class DivergenceGuard(Callback):
             self.stopped_ = True
             raise KeyboardInterrupt  # skorch ends fit() cleanly on it
         self.recoveries_ += 1
-        for group, base in zip(net.optimizer_.param_groups, self._base_lr, strict=True):
-            group["lr"] = base * self.lr_factor**self.recoveries_
+        # lr = (the undone epoch's rate) * lr_factor, on whatever schedule it follows:
+        # n recoveries multiply it by lr_factor ** n.
+        for group, rate in zip(net.optimizer_.param_groups, rates, strict=True):
+            group["lr"] = rate * self.lr_factor
         net.history.record("divergence_recoveries", self.recoveries_)
 
 

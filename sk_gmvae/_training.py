@@ -305,14 +305,12 @@ class Run:
     that know it report: the divergence guard, early stopping, the epoch count.
 
     ``epochs_before`` and ``epochs_asked`` are the complete epochs the net had before
-    this training and the epochs this training was asked for; ``earlier_recoveries``,
-    the guard's recoveries in an earlier part of the same training (a restart's trial).
+    this training and the epochs this training was asked for.
     """
 
     net: MixtureVAENet
     epochs_before: int = 0
     epochs_asked: int = 0
-    earlier_recoveries: int = 0
 
     @property
     def guard(self) -> DivergenceGuard:
@@ -344,15 +342,9 @@ class Run:
         return self.guard.stopped_ or self._last_epoch_undone
 
     @property
-    def recoveries(self) -> int:
-        """Epochs the guard undid and training went on from, each time with the learning
-        rate multiplied by the guard's ``lr_factor``."""
-        return self.guard.recoveries_ + self.earlier_recoveries
-
-    @property
     def divergences(self) -> int:
         """Epochs undone by the guard (each had a non-finite step)."""
-        return self.recoveries + int(self.guard.stopped_)
+        return self.guard.recoveries_ + int(self.guard.stopped_)
 
     @property
     def stopped_early(self) -> bool:
@@ -364,13 +356,13 @@ class Run:
     def recovered(self) -> bool:
         """Whether the guard undid epochs (a non-finite step) and training went on, with
         a lower learning rate, to end on a complete epoch."""
-        return self.recoveries > 0 and not self.diverged
+        return self.guard.recoveries_ > 0 and not self.diverged
 
     @property
     def interrupted(self) -> bool:
         """Whether training ended before its epochs for another reason (Ctrl-C, or a
         callback raising ``KeyboardInterrupt``); epochs the guard undid were run."""
-        run = self.epochs - self.epochs_before + self.recoveries
+        run = self.epochs - self.epochs_before + self.guard.recoveries_
         return run < self.epochs_asked and not (self.diverged or self.stopped_early)
 
     @property
@@ -473,18 +465,25 @@ class Restarts:
                     Run(stacked.net.restart_into(r, self.net(seed)), 0, stacked.epochs_asked)
                     for r, seed in enumerate(self.seeds)
                 ]
-        return [train_run(self.net(seed), X, epochs) for seed in self.seeds]
+        runs: list[Run] = []
+        for seed in self.seeds:
+            runs.append(train_run(self.net(seed), X, epochs))
+            if runs[-1].interrupted:  # Ctrl-C ends the fit, as it ends one training
+                break
+        return runs
 
-    def finish(self, run: Run, X: torch.Tensor) -> Run:
-        """The kept ``run`` trained to its end: a trial trains on for the rest of its
-        ``max_epochs`` (epochs the guard undid count as run, as in one training) and is
-        reported as one training; a full run, or a trial that the guard stopped or that
-        was interrupted, is returned as it is."""
-        if self.trial_epochs is None or run.guard.stopped_ or run.interrupted:
-            return run
-        earlier = run.recoveries
-        rest = train_run(run.net, X, epochs=run.net.max_epochs - len(run.net.history))
-        return Run(rest.net, run.epochs_before, run.epochs_asked + rest.epochs_asked, earlier)
+    def finish(self, runs: Sequence[Run], kept: Run, X: torch.Tensor) -> Run:
+        """The ``kept`` one of ``runs`` trained to its end, reported as one training of
+        ``max_epochs``: a trial trains on for the rest (epochs the guard undid count as
+        run, as in one training), unless the guard stopped it or a run was interrupted
+        (Ctrl-C ends the fit); a full run is returned as it is."""
+        if self.trial_epochs is None:
+            return kept
+        whole = Run(kept.net, kept.epochs_before, kept.net.max_epochs)
+        if not kept.guard.stopped_ and not any(run.interrupted for run in runs):
+            kept.guard.carry_on()  # its recoveries and kept state go on with it
+            train_run(kept.net, X, epochs=kept.net.max_epochs - len(kept.net.history))
+        return whole
 
 
 RESTART_CRITERIA = ("elbo", "entropy", "mutual_information")

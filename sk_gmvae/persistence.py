@@ -30,7 +30,7 @@ FORMAT = "sk_gmvae.weights/2"
 # Version 1 stored the model in its training order with the label permutation beside it.
 _READABLE = (FORMAT, "sk_gmvae.weights/1")
 _FITTED = ("n_features_in_", "n_iter_", "lower_bound_", "converged_", "likelihood_")
-_RESOLVED = ("hidden_layer_sizes_", "latent_dim_", "binarize_", "entropy_weight_")
+_RESOLVED = ("hidden_layer_sizes_", "latent_dim_", "binarize_", "entropy_weight_", "n_init_")
 # Not plain values; the loaded estimator has the defaults.
 _UNSAVED = ("callbacks", "optimizer", "net_params")
 
@@ -70,6 +70,7 @@ def save_weights(estimator: GMVAEClustering, path: str | os.PathLike) -> None:
     for name in _RESOLVED:  # the architecture actually built ("auto" resolved)
         fitted[name] = _plain_param(name, getattr(estimator, name))
     fitted["n_features_in_"] = int(fitted["n_features_in_"])
+    fitted["init_epochs_"] = estimator.init_epochs_
     fitted["labels_"] = torch.as_tensor(estimator.labels_)
     fitted["seed"] = int(estimator.net_.random_state)
     if hasattr(estimator, "feature_names_in_"):
@@ -155,6 +156,8 @@ def load_weights(path: str | os.PathLike, device: str = "auto") -> GMVAEClusteri
         "history_": net.history,
         "device_": resolved,
         "labels_": fitted["labels_"].numpy(),
+        # Files before init_epochs: the restarts trained max_epochs each.
+        "init_epochs_": fitted.get("init_epochs_"),
     }
     if "cluster_order" in fitted:  # version 1: renumbered on load
         state["_cluster_order"] = fitted["cluster_order"].numpy()

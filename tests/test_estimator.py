@@ -510,6 +510,63 @@ def test_trial_restarts_rank_the_trials_and_train_the_kept_one_on_as_alone(blobs
         assert scores["lower_bound"] == pytest.approx(net.history[1, "train_elbo"], rel=rtol)
 
 
+class PoisonEpochs(Callback):
+    """Makes a weight NaN at the first step of the given epochs (counted from 1), so that
+    the divergence guard undoes those epochs."""
+
+    def __init__(self, epochs):
+        self.epochs = epochs
+
+    def on_epoch_begin(self, net, **kwargs):
+        self.step_ = 0
+
+    def on_batch_begin(self, net, training=False, **kwargs):
+        self.step_ += training
+        if training and self.step_ == 1 and len(net.history) in self.epochs:
+            with torch.no_grad():
+                next(net.module_.parameters()).fill_(float("nan"))
+
+
+@pytest.mark.parametrize("poisoned", [(5,), (2, 3, 5, 6)])
+def test_the_divergence_guard_goes_on_across_the_trial_as_in_one_training(blobs, poisoned):
+    # A recovery after the trial lowers the decayed rate as the lone training does, and
+    # the guard's 3 recoveries count over trial and continuation: with 4 undone epochs
+    # (2 in the trial) training stops at epoch 6, as alone.
+    X, _ = blobs
+    params = dict(random_state=0, learning_rate_decay=0.5, callbacks=[PoisonEpochs(poisoned)])
+    est = GMVAEClustering(3, n_init=2, init_epochs=3, **params, **{**SMALL, "max_epochs": 8})
+    with pytest.warns(ConvergenceWarning, match="diverged"):
+        est.fit(X)
+    kept = [r["seed"] for r in est.restarts_].index(est.net_.random_state)
+    lone = _nets_of(est, X)[kept]
+    assert len(est.history_) == len(lone.history) == (8 if len(poisoned) == 1 else 6)
+    np.testing.assert_array_equal(est.history_[:, "train_elbo"], lone.history[:, "train_elbo"])
+    lr = est.net_.optimizer_.param_groups[0]["lr"]
+    assert lr == lone.optimizer_.param_groups[0]["lr"]
+    if len(poisoned) == 1:  # on the decay's schedule, halved once: 1e-3 * 0.5 * 0.5
+        assert lr == pytest.approx(1e-3 * 0.5 * 0.5)
+
+
+def test_ctrl_c_in_a_trial_ends_the_fit(blobs):
+    class InterruptTheSecondTraining(Callback):
+        trainings = 0
+
+        def on_train_begin(self, net, **kwargs):
+            type(self).trainings += 1
+
+        def on_epoch_end(self, net, **kwargs):
+            if type(self).trainings == 2:
+                raise KeyboardInterrupt
+
+    X, _ = blobs
+    params = dict(random_state=0, callbacks=[InterruptTheSecondTraining()])
+    est = GMVAEClustering(3, n_init=4, init_epochs=3, **params, **{**SMALL, "max_epochs": 8})
+    with pytest.warns(ConvergenceWarning, match=r"interrupted after \d of 8 epochs"):
+        est.fit(X)
+    # No further restart, and the kept one did not go on.
+    assert len(est.restarts_) == 2 and est.n_iter_ in (1, 3)
+
+
 def test_n_init_and_init_epochs_auto():
     from sk_gmvae._training import resolve_params
 

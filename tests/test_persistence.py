@@ -34,6 +34,7 @@ def test_weights_round_trip(fitted, tmp_path):
     np.testing.assert_array_equal(loaded.labels_, est.labels_)
     assert loaded.get_params() == {**est.get_params(), "device": "cpu"}  # where it was loaded
     assert loaded.n_iter_ == 3 and loaded.history_[-1, "train_elbo"] == est.lower_bound_
+    assert (loaded.n_init_, loaded.init_epochs_) == (est.n_init_, est.init_epochs_) == (4, 1)
     # It can go on training.
     loaded.set_params(warm_start=True, max_epochs=1).fit(X)
     assert loaded.n_iter_ == 4
