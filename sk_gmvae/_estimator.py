@@ -526,31 +526,9 @@ class GMVAEClustering(
             run = train_run(self.net_, X_train, epochs=params["max_epochs"])
             self.restarts_ = [{"seed": seeds[0], "lower_bound": run.final_elbo}]
         else:
-            if self.pretrain_epochs and self.variant != "vade":
-                raise ValueError(
-                    f"pretrain_epochs is VaDE's initialisation (variant='vade'); with "
-                    f"variant={self.variant!r} it measured worse (see the parameter's "
-                    "documentation). Set pretrain_epochs=0."
-                )
-            if self.pretrain_epochs >= params["max_epochs"]:
-                raise ValueError(
-                    f"pretrain_epochs={self.pretrain_epochs} leaves no epoch of the "
-                    f"max_epochs={params['max_epochs']} to train the mixture; raise "
-                    "max_epochs or lower pretrain_epochs."
-                )
-            if params["n_init"] > 1 and checkpoints_runs(params):
-                raise ValueError(
-                    f"n_init={params['n_init']} restarts would share the RunCheckpoint's "
-                    "files (each resuming the previous one's run); set n_init=1."
-                )
             restarts = Restarts(params, X.shape[1], likelihood, device, seeds)
             trial = restarts.trial_epochs
-            if trial is not None and trial <= self.pretrain_epochs:
-                raise ValueError(
-                    f"init_epochs={trial} would rank the restarts during the autoencoder's "
-                    f"pretraining (pretrain_epochs={self.pretrain_epochs}); raise "
-                    "init_epochs, or set it to None (full restarts)."
-                )
+            self._check_training(params, trial)
             self.hidden_layer_sizes_ = params["hidden_layer_sizes"]
             self.latent_dim_, self.binarize_ = params["latent_dim"], params["binarize"]
             self.entropy_weight_, self.n_init_ = params["entropy_weight"], params["n_init"]
@@ -580,6 +558,33 @@ class GMVAEClustering(
         self.labels_ = proba.argmax(axis=1)
         self.weights_ = proba.mean(axis=0)
         return self
+
+    def _check_training(self, params: dict, trial: int | None) -> None:
+        """``ValueError`` for settings that cannot train as asked (``params`` resolved,
+        ``trial`` the restarts' trial length or None)."""
+        if self.pretrain_epochs and self.variant != "vade":
+            raise ValueError(
+                f"pretrain_epochs is VaDE's initialisation (variant='vade'); with "
+                f"variant={self.variant!r} it measured worse (see the parameter's "
+                "documentation). Set pretrain_epochs=0."
+            )
+        if self.pretrain_epochs >= params["max_epochs"]:
+            raise ValueError(
+                f"pretrain_epochs={self.pretrain_epochs} leaves no epoch of the "
+                f"max_epochs={params['max_epochs']} to train the mixture; raise "
+                "max_epochs or lower pretrain_epochs."
+            )
+        if params["n_init"] > 1 and checkpoints_runs(params):
+            raise ValueError(
+                f"n_init={params['n_init']} restarts would share the RunCheckpoint's "
+                "files (each resuming the previous one's run); set n_init=1."
+            )
+        if trial is not None and trial <= self.pretrain_epochs:
+            raise ValueError(
+                f"init_epochs={trial} would rank the restarts during the autoencoder's "
+                f"pretraining (pretrain_epochs={self.pretrain_epochs}); raise "
+                "init_epochs, or set it to None (full restarts)."
+            )
 
     def _train(self, restarts: Restarts, X: torch.Tensor) -> list[Run]:
         """The fit's training runs, one per restart (a hook: ``Restarts.fit``)."""

@@ -97,3 +97,13 @@ def test_a_resumed_run_reports_its_own_epochs(X, tmp_path):
     with pytest.warns(ConvergenceWarning, match="interrupted after 1 of 3 epochs"):
         est.fit(X)
     assert est.n_iter_ == 3
+
+
+def test_a_run_checkpoint_takes_one_training(X, straight, tmp_path):
+    # It resumes one run from its files: n_init="auto" is 1 with it (200 rows would
+    # give 4 restarts), and restarts that would resume each other's runs are refused.
+    assert straight.n_init_ == 1 and len(straight.restarts_) == 1
+    est = GMVAEClustering(3, n_init=2, max_epochs=2, callbacks=[RunCheckpoint(tmp_path)], **SMALL)
+    with pytest.raises(ValueError, match="n_init=2 restarts would share"):
+        est.fit(X)
+    assert not list(tmp_path.iterdir())  # refused before any training
