@@ -198,7 +198,8 @@ class GMVAEClustering(
         had the lowest mutual information; at 1/18 not yet), and at least one epoch past
         ``pretrain_epochs``. ``None``, or a value of at least ``max_epochs``: every
         restart trains ``max_epochs`` epochs (as ``GaussianMixture``'s ``n_init``), at n
-        times the cost. Not used with ``tol`` (each restart trains until it stops).
+        times the cost. Not used with ``tol`` or an ``EarlyStopping`` callback (each
+        restart trains until it stops).
     restart_selection : {"mutual_information", "entropy", "elbo"}, default="mutual_information"
         How the ``n_init`` restarts are ranked, on the training data, without labels.
         ``"elbo"``: the highest final training ELBO (as ``GaussianMixture`` keeps the
@@ -293,7 +294,8 @@ class GMVAEClustering(
         its trial (``init_epochs_``) or training, as ranked by ``restart_selection``;
         ``pandas.DataFrame(est.restarts_)`` makes it a table.
     converged_ : bool
-        True only when early stopping (``tol``) ended training because the loss had
+        True only when early stopping (``tol``, or a skorch ``EarlyStopping`` among the
+        ``callbacks``) ended training because the loss had
         stopped improving; False when training ran its ``max_epochs``, diverged (the
         divergence guard stopped it) or was interrupted. A ``ConvergenceWarning`` says
         which of the last two happened, that the guard undid epochs and training went on
@@ -536,6 +538,13 @@ class GMVAEClustering(
             runs = self._train(restarts, X_train)
             run, self.restarts_ = keep_best(runs, self.restart_selection, X)
             run = restarts.finish(runs, run, X_train)
+            if len(runs) < len(seeds) and not run.interrupted:
+                warnings.warn(
+                    f"Training was interrupted in restart {len(runs)} of {len(seeds)}; the "
+                    "model is the best of the restarts trained before.",
+                    ConvergenceWarning,
+                    stacklevel=2,
+                )
 
         net = run.net
         self.net_, self.history_ = net, net.history

@@ -19,9 +19,11 @@ class DivergenceGuard(Callback):
     device-to-host transfer brought: no sync per step), it restores that copy, which
     undoes the whole epoch: the epoch's steps are dropped from the history and its
     training values become NaN (it does not count as a complete epoch). Then it either
-    multiplies the learning rate (the undone epoch's, on any schedule) by ``lr_factor``
-    and goes on (at most ``max_recoveries`` times) or stops training, leaving the last
-    finite model. ``GMVAEClustering`` always uses one, and warns when it stopped.
+    multiplies the learning rate (the undone epoch's, so that an exponential decay goes
+    on from there; a scheduler that sets the rate from scratch every step, such as
+    ``LambdaLR``, overrides it) by ``lr_factor`` and goes on (at most ``max_recoveries``
+    times) or stops training, leaving the last finite model. ``GMVAEClustering`` always
+    uses one, and warns when it stopped.
 
     Parameters
     ----------
@@ -30,6 +32,8 @@ class DivergenceGuard(Callback):
     lr_factor : float, default=0.5
         Learning-rate multiplier at each recovery.
     """
+
+    _carry_on = False  # guards pickled before carry_on existed have none of their own
 
     def __init__(self, max_recoveries: int = 3, lr_factor: float = 0.5) -> None:
         self.max_recoveries = max_recoveries
@@ -94,8 +98,8 @@ class DivergenceGuard(Callback):
             self.stopped_ = True
             raise KeyboardInterrupt  # skorch ends fit() cleanly on it
         self.recoveries_ += 1
-        # lr = (the undone epoch's rate) * lr_factor, on whatever schedule it follows:
-        # n recoveries multiply it by lr_factor ** n.
+        # lr = (the undone epoch's rate) * lr_factor; a chainable schedule (the
+        # exponential decay) goes on from there: n recoveries multiply it by lr_factor**n.
         for group, rate in zip(net.optimizer_.param_groups, rates, strict=True):
             group["lr"] = rate * self.lr_factor
         net.history.record("divergence_recoveries", self.recoveries_)

@@ -191,11 +191,17 @@ def resolve_params(params: dict[str, Any], n_samples: int, n_features: int) -> d
     return p
 
 
+def _has_callback(params: dict[str, Any], kind: type) -> bool:
+    """Whether the estimator's ``callbacks`` (instances or ``(name, instance)``) hold a
+    ``kind``."""
+    callbacks = [cb[1] if isinstance(cb, tuple) else cb for cb in params.get("callbacks") or []]
+    return any(isinstance(cb, kind) for cb in callbacks)
+
+
 def checkpoints_runs(params: dict[str, Any]) -> bool:
     """Whether the estimator's ``callbacks`` hold a ``RunCheckpoint``: it resumes one run
     from its files, so a fit then trains one (``n_init="auto"`` is 1)."""
-    callbacks = [cb[1] if isinstance(cb, tuple) else cb for cb in params.get("callbacks") or []]
-    return any(isinstance(cb, RunCheckpoint) for cb in callbacks)
+    return _has_callback(params, RunCheckpoint)
 
 
 def _noop(*args: object, **kwargs: object) -> None:
@@ -324,8 +330,11 @@ class Run:
 
     @property
     def _early_stopping_ended(self) -> bool:
-        stopping = dict(self.net.callbacks_).get("early_stopping")
-        return stopping is not None and stopping.misses_ >= stopping.patience
+        # ``tol``'s EarlyStopping, or one among the user's callbacks.
+        return any(
+            isinstance(cb, EarlyStopping) and cb.misses_ >= cb.patience
+            for _, cb in self.net.callbacks_
+        )
 
     @property
     def _last_epoch_undone(self) -> bool:
@@ -348,8 +357,9 @@ class Run:
 
     @property
     def stopped_early(self) -> bool:
-        """Whether early stopping (``tol``) ended training because the loss stopped
-        improving (on epochs that trained, not on epochs the guard undid)."""
+        """Whether early stopping (``tol``, or a skorch ``EarlyStopping`` among the
+        callbacks) ended training because the loss stopped improving (on epochs that
+        trained, not on epochs the guard undid)."""
         return self._early_stopping_ended and not self._last_epoch_undone
 
     @property
@@ -449,10 +459,11 @@ class Restarts:
     def trial_epochs(self) -> int | None:
         """Epochs of each restart before they are ranked (``init_epochs``), or None when
         every restart trains all ``max_epochs``: one restart, ``init_epochs=None`` or not
-        shorter than ``max_epochs``, or early stopping (``tol``), whose patience would
-        start again with the kept run's continuation."""
+        shorter than ``max_epochs``, or early stopping (``tol`` or an ``EarlyStopping``
+        callback), whose patience would start again with the kept run's continuation."""
         trial = self.params.get("init_epochs")
-        if len(self.seeds) == 1 or trial is None or self.params["tol"] is not None:
+        stops_early = self.params["tol"] is not None or _has_callback(self.params, EarlyStopping)
+        if len(self.seeds) == 1 or trial is None or stops_early:
             return None
         return trial if trial < self.params["max_epochs"] else None
 

@@ -4,6 +4,7 @@ import pickle
 import re
 import shutil
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -565,6 +566,40 @@ def test_ctrl_c_in_a_trial_ends_the_fit(blobs):
         est.fit(X)
     # No further restart, and the kept one did not go on.
     assert len(est.restarts_) == 2 and est.n_iter_ in (1, 3)
+
+
+@pytest.mark.parametrize("init_epochs", ["auto", None])
+def test_ctrl_c_in_a_full_restart_ends_the_fit_and_says_so(blobs, init_epochs):
+    class InterruptTheSecondTraining(Callback):
+        trainings = 0
+
+        def on_train_begin(self, net, **kwargs):
+            type(self).trainings += 1
+
+        def on_batch_end(self, net, **kwargs):
+            if type(self).trainings == 2:
+                raise KeyboardInterrupt  # in the first epoch of the second restart
+
+    X, _ = blobs
+    params = dict(random_state=0, callbacks=[InterruptTheSecondTraining()], **SMALL)
+    est = GMVAEClustering(3, n_init=3, init_epochs=init_epochs, **params)
+    with pytest.warns(ConvergenceWarning, match="interrupted"):
+        est.fit(X)
+    assert len(est.restarts_) == 2
+
+
+def test_an_early_stopping_callback_is_early_stopping_and_every_restart_trains(blobs):
+    from skorch.callbacks import EarlyStopping
+
+    X, _ = blobs
+    stopping = EarlyStopping("train_loss", patience=2, threshold=1e6, threshold_mode="abs")
+    params = dict(random_state=0, callbacks=[stopping], **{**SMALL, "max_epochs": 12})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)  # not "interrupted"
+        est = GMVAEClustering(3, n_init=3, **params).fit(X)
+    # Full restarts (no trials: the patience would start again), all trained, stopped.
+    assert est.init_epochs_ is None and len(est.restarts_) == 3
+    assert est.converged_ and est.n_iter_ == 3
 
 
 def test_n_init_and_init_epochs_auto():

@@ -356,3 +356,13 @@ def test_the_graph_key_takes_any_optimizer_setting_and_sees_a_change(blobs):
     group["extra"] = [np.array([1.0, 2.0]), {"a": 1}]
     group["lr"] *= 0.5
     assert step._key() != key
+
+
+def test_a_guard_pickled_before_carry_on_still_trains(blobs):
+    # An estimator pickled by an earlier version holds a guard without _carry_on.
+    est = GMVAEClustering(3, random_state=0, n_init=1, **SMALL).fit(blobs)
+    guard = dict(est.net_.callbacks_)["divergence_guard"]
+    del guard.__dict__["_carry_on"]
+    old = pickle.loads(pickle.dumps(est))
+    old.set_params(warm_start=True, max_epochs=1).fit(blobs)
+    assert old.n_iter_ == SMALL["max_epochs"] + 1
