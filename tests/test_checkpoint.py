@@ -107,3 +107,17 @@ def test_a_run_checkpoint_takes_one_training(X, straight, tmp_path):
     with pytest.raises(ValueError, match="n_init=2 restarts would share"):
         est.fit(X)
     assert not list(tmp_path.iterdir())  # refused before any training
+
+
+def test_the_progress_bar_of_a_resumed_run_goes_on_from_the_restored_epochs(X, tmp_path):
+    import io
+
+    from sk_gmvae.callbacks import FitProgressBar
+
+    _fit(X, tmp_path, 2)
+    out = io.StringIO()
+    bar = FitProgressBar(file=out, log_every=0.25)
+    callbacks = [bar, RunCheckpoint(tmp_path)]  # as verbose=1: the bar begins first
+    GMVAEClustering(3, max_epochs=2, callbacks=callbacks, **SMALL).fit(X)  # epochs 3-4
+    epochs = [line.split()[2] for line in out.getvalue().splitlines()]
+    assert epochs == ["3/4", "4/4"]

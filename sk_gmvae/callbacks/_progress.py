@@ -15,9 +15,9 @@ class FitProgressBar(Callback):
     """One bar over all the epochs of a training run (``GMVAEClustering(verbose=1)``).
 
     The epochs are counted in the net's history: a training that continues a net (the
-    restart kept after its trial, a warm start) goes on from the epochs it has, up to
-    those plus the epochs it runs (``epochs_asked_`` of ``MixtureVAENet``, else
-    ``max_epochs``).
+    restart kept after its trial, a warm start, a run a ``RunCheckpoint`` resumes) goes on
+    from the epochs it has, up to those plus the epochs it runs (``epochs_asked_`` of
+    ``MixtureVAENet``, else ``max_epochs``).
 
     On a terminal a tqdm bar shows the epochs done, the last epoch's mean ELBO (with
     stacked restarts, the best restart's) and the time left (ETA); on anything else (a
@@ -44,13 +44,21 @@ class FitProgressBar(Callback):
 
     def on_train_begin(self, net: Any, **kwargs: Any) -> None:
         self.file_ = self.file if self.file is not None else sys.stderr
-        self.done_ = len(net.history)
-        self.total_ = self.done_ + int(getattr(net, "epochs_asked_", net.max_epochs))
-        self.first_ = self.done_
         self.start_ = time.monotonic()
-        is_tty = getattr(self.file_, "isatty", lambda: False)()
-        self.bar_ = (
-            tqdm(
+        self.first_ = None  # set at the first epoch, once a resumed history is loaded
+        self.bar_ = None
+
+    def on_epoch_begin(self, net: Any, **kwargs: Any) -> None:
+        if self.first_ is None:
+            self._start(net)
+
+    def _start(self, net: Any) -> None:
+        # Epochs before this training's first: a trial's, a warm start's, or those a
+        # RunCheckpoint restored in its on_train_begin (the history has this epoch's row).
+        self.first_ = self.done_ = len(net.history) - 1
+        self.total_ = self.done_ + int(getattr(net, "epochs_asked_", net.max_epochs))
+        if getattr(self.file_, "isatty", lambda: False)():
+            self.bar_ = tqdm(
                 total=self.total_,
                 initial=self.done_,
                 desc=self.desc,
@@ -58,11 +66,10 @@ class FitProgressBar(Callback):
                 file=self.file_,
                 leave=True,
             )
-            if is_tty
-            else None
-        )
 
     def on_epoch_end(self, net: Any, **kwargs: Any) -> None:
+        if self.first_ is None:  # a caller that forwards epoch ends only
+            self._start(net)
         self.done_ += 1
         # Stacked restarts record one ELBO per restart: show the best.
         elbo = float(np.nanmax(np.atleast_1d(net.history[-1].get("train_elbo", np.nan))))
