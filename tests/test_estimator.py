@@ -548,29 +548,12 @@ def test_the_divergence_guard_goes_on_across_the_trial_as_in_one_training(blobs,
         assert lr == pytest.approx(1e-3 * 0.5 * 0.5)
 
 
-def test_ctrl_c_in_a_trial_ends_the_fit(blobs):
-    class InterruptTheSecondTraining(Callback):
-        trainings = 0
-
-        def on_train_begin(self, net, **kwargs):
-            type(self).trainings += 1
-
-        def on_epoch_end(self, net, **kwargs):
-            if type(self).trainings == 2:
-                raise KeyboardInterrupt
-
-    X, _ = blobs
-    params = dict(random_state=0, callbacks=[InterruptTheSecondTraining()])
-    est = GMVAEClustering(3, n_init=4, init_epochs=3, **params, **{**SMALL, "max_epochs": 8})
-    with pytest.warns(ConvergenceWarning, match=r"interrupted after \d of 8 epochs"):
-        est.fit(X)
-    # No further restart, and the kept one did not go on.
-    assert len(est.restarts_) == 2 and est.n_iter_ in (1, 3)
-
-
-@pytest.mark.parametrize("init_epochs", ["auto", None])
-def test_ctrl_c_in_a_full_restart_ends_the_fit_and_says_so(blobs, init_epochs):
-    class InterruptTheSecondTraining(Callback):
+@pytest.mark.parametrize(
+    "init_epochs, message",
+    [(3, "interrupted after 3 of 8 epochs"), (None, "interrupted in restart 2 of 3")],
+)
+def test_ctrl_c_in_a_restart_ends_the_fit_and_says_so(blobs, init_epochs, message):
+    class InterruptTheSecondTraining(Callback):  # a class per test: a fresh count
         trainings = 0
 
         def on_train_begin(self, net, **kwargs):
@@ -578,14 +561,15 @@ def test_ctrl_c_in_a_full_restart_ends_the_fit_and_says_so(blobs, init_epochs):
 
         def on_batch_end(self, net, **kwargs):
             if type(self).trainings == 2:
-                raise KeyboardInterrupt  # in the first epoch of the second restart
+                raise KeyboardInterrupt  # at the first step of the second restart
 
     X, _ = blobs
-    params = dict(random_state=0, callbacks=[InterruptTheSecondTraining()], **SMALL)
-    est = GMVAEClustering(3, n_init=3, init_epochs=init_epochs, **params)
-    with pytest.warns(ConvergenceWarning, match="interrupted"):
+    params = dict(random_state=0, callbacks=[InterruptTheSecondTraining()], n_init=3)
+    est = GMVAEClustering(3, init_epochs=init_epochs, **params, **{**SMALL, "max_epochs": 8})
+    with pytest.warns(ConvergenceWarning, match=message):
         est.fit(X)
-    assert len(est.restarts_) == 2
+    # No further restart, and the kept one (the first, trial or full) did not go on.
+    assert len(est.restarts_) == 2 and est.n_iter_ == (init_epochs or 8)
 
 
 def test_an_early_stopping_callback_is_early_stopping_and_every_restart_trains(blobs):
