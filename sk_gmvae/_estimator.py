@@ -526,6 +526,7 @@ class GMVAEClustering(
         if continuing:
             self.net_.reseed(seeds[0])  # a new random stream for these epochs
             run = train_run(self.net_, X_train, epochs=params["max_epochs"])
+            runs = [run]
             self.restarts_ = [{"seed": seeds[0], "lower_bound": run.final_elbo}]
         else:
             restarts = Restarts(params, X.shape[1], likelihood, device, seeds)
@@ -538,13 +539,6 @@ class GMVAEClustering(
             runs = self._train(restarts, X_train)
             run, self.restarts_ = keep_best(runs, self.restart_selection, X)
             run = restarts.finish(runs, run, X_train)
-            if len(runs) < len(seeds) and not run.interrupted:
-                warnings.warn(
-                    f"Training was interrupted in restart {len(runs)} of {len(seeds)}; the "
-                    "model is the best of the restarts trained before.",
-                    ConvergenceWarning,
-                    stacklevel=2,
-                )
 
         net = run.net
         self.net_, self.history_ = net, net.history
@@ -552,7 +546,7 @@ class GMVAEClustering(
         self.lower_bound_ = run.final_elbo
         self.n_iter_ = run.epochs
         self.converged_ = run.stopped_early
-        self._warn_about(run)
+        self._warn_about(run, len(runs), len(seeds))
 
         # Number clusters by decreasing size on the training data, so that the labels
         # in use are 0..m-1 whatever clusters the model left empty: the model itself is
@@ -599,9 +593,17 @@ class GMVAEClustering(
         """The fit's training runs, one per restart (a hook: ``Restarts.fit``)."""
         return restarts.fit(X)
 
-    def _warn_about(self, run: Run) -> None:
+    def _warn_about(self, run: Run, trained: int = 1, restarts: int = 1) -> None:
         """A ``ConvergenceWarning`` saying how training ended when it did not simply run
-        its epochs (or stop early by ``tol``, as asked)."""
+        its epochs (or stop early by ``tol``, as asked), and one when an interruption
+        left ``trained`` of the ``restarts`` trained while the kept ``run`` ended."""
+        if trained < restarts and not run.interrupted:
+            warnings.warn(
+                f"Training was interrupted in restart {trained} of {restarts}; the model "
+                "is the best of the restarts trained before.",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
         undone = f"{run.divergences} epoch" + ("s" if run.divergences != 1 else "")
         if run.diverged:
             kept = (
