@@ -8,11 +8,14 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from ._model import ModelOutput
 from ._objective import elbo_terms
 
 # Chunks are sized so that the largest (rows, K, width) tensor holds at most this many
 # elements (32 MiB in float64), whatever the number of rows.
 _CHUNK_ELEMENTS = 2**22
+# Seed of the importance draws of ``model_posterior``.
+POSTERIOR_SEED = 0
 
 
 def float64_copy(module: torch.nn.Module) -> torch.nn.Module:
@@ -55,6 +58,45 @@ def map_batches(
 def posterior(module: torch.nn.Module, X: np.ndarray, dtype: torch.dtype) -> np.ndarray:
     """q(y|x) of every row, (n, K), in the module's own cluster order."""
     return map_batches(lambda x: torch.softmax(module.encode_y(x), -1), X, module, dtype)
+
+
+def model_posterior(
+    module: torch.nn.Module,
+    X: np.ndarray,
+    samples: int,
+    dtype: torch.dtype,
+    seed: int = POSTERIOR_SEED,
+) -> np.ndarray:
+    """The model's own posterior p(y|x) of every row, (n, K), estimated by importance
+    sampling with q(z|x, y) as the proposal:
+
+        p(y|x) = p(y) p(x|y) / sum_y' p(y') p(x|y'),
+        p(x|y) ~ (1/S) sum_s p(x|z_s, y) p(z_s|y) / q(z_s|x, y),  z_s ~ q(z|x, y),
+
+    (the importance-weighted bound of Burda et al., 2016, per cluster; consistent as S
+    grows). The S draws of eps (z_s = mu(x, y) + sigma(x, y) eps_s) come from ``seed``, a
+    fixed one by default so that predictions are the same at every call, and are shared
+    by every row, so that a row's result does not depend on the other rows, and by every
+    cluster, so that it does not depend on the clusters' numbering either.
+    """
+    eps, _ = seeded_normal(module, (samples, 1, 1, module.latent_dim), seed, dtype)
+    rows = chunk_rows(module, X.shape[1])
+
+    def proba(x: torch.Tensor) -> torch.Tensor:
+        # Draws go through the model in blocks along a leading axis, (draws, n, K), as
+        # many at a time as keep the tensors within one chunk's size.
+        block = max(1, rows // len(x))
+        log_evidence = torch.cat(
+            [_log_weights(module(x, eps=draws)) for draws in eps.split(block)]
+        ).logsumexp(0)  # log sum_s w_s(x, y); the 1/S cancels in the softmax over y
+        return torch.softmax(module.log_prior_y() + log_evidence, -1)
+
+    return map_batches(proba, X, module, dtype)
+
+
+def _log_weights(out: ModelOutput) -> torch.Tensor:
+    """log w = log p(x|z, y) + log p(z|y) - log q(z|x, y), one per (draw, row, cluster)."""
+    return out.log_px + out.log_pz - out.log_qz
 
 
 def seeded_normal(

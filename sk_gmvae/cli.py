@@ -40,6 +40,7 @@ def _mnist(args: argparse.Namespace) -> int:
         binarize=True,  # the study's dynamic binarization, whatever --n-train
         max_epochs=args.epochs,
         n_init=1,  # one training, as the study's runs, whatever --n-train
+        posterior_samples=0,  # clusters from q(y|x), as the study's
         random_state=args.seed,
         device=args.device,
         precision=args.precision,

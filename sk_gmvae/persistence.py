@@ -30,7 +30,14 @@ FORMAT = "sk_gmvae.weights/2"
 # Version 1 stored the model in its training order with the label permutation beside it.
 _READABLE = (FORMAT, "sk_gmvae.weights/1")
 _FITTED = ("n_features_in_", "n_iter_", "lower_bound_", "converged_", "likelihood_")
-_RESOLVED = ("hidden_layer_sizes_", "latent_dim_", "binarize_", "entropy_weight_", "n_init_")
+_RESOLVED = (
+    "hidden_layer_sizes_",
+    "latent_dim_",
+    "binarize_",
+    "entropy_weight_",
+    "n_init_",
+    "posterior_samples_",
+)
 # Not plain values; the loaded estimator has the defaults.
 _UNSAVED = ("callbacks", "optimizer", "net_params")
 
@@ -129,6 +136,7 @@ def load_weights(path: str | os.PathLike, device: str = "auto") -> GMVAEClusteri
     """
     payload = _read(path)
     params = dict(payload["params"], device=device)
+    params.setdefault("posterior_samples", 0)  # files before it: rows assigned by q(y|x)
     if isinstance(params.get("hidden_layer_sizes"), list):
         params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
     estimator = GMVAEClustering(**params)

@@ -10,6 +10,7 @@ import torch
 from sklearn.datasets import make_blobs
 
 from sk_gmvae import GMVAEClustering
+from sk_gmvae._inference import float64_copy, posterior
 from sk_gmvae.persistence import load_weights, save_weights
 
 
@@ -35,9 +36,29 @@ def test_weights_round_trip(fitted, tmp_path):
     assert loaded.get_params() == {**est.get_params(), "device": "cpu"}  # where it was loaded
     assert loaded.n_iter_ == 3 and loaded.history_[-1, "train_elbo"] == est.lower_bound_
     assert (loaded.n_init_, loaded.init_epochs_) == (est.n_init_, est.init_epochs_) == (4, 1)
+    assert loaded.posterior_samples_ == est.posterior_samples_ == 64
     # It can go on training.
     loaded.set_params(warm_start=True, max_epochs=1).fit(X)
     assert loaded.n_iter_ == 4
+
+
+def test_models_saved_before_posterior_samples_keep_q_y_given_x(fitted, tmp_path):
+    est, X = fitted
+    save_weights(est, tmp_path / "m.pt")
+    payload = torch.load(tmp_path / "m.pt", weights_only=True)
+    del payload["params"]["posterior_samples"], payload["fitted"]["posterior_samples_"]
+    torch.save(payload, tmp_path / "old.pt")
+    old = load_weights(tmp_path / "old.pt", device="cpu")
+    assert old.posterior_samples == old.posterior_samples_ == 0
+    q = posterior(float64_copy(est.net_.module_), X, torch.float64)
+    np.testing.assert_allclose(old.predict_proba(X), q, rtol=1e-12, atol=1e-12)
+    assert np.abs(est.predict_proba(X) - q).max() > 1e-6  # the saved model's is p(y|x)
+    # A pickle from before the parameter, likewise.
+    state = pickle.loads(pickle.dumps(est)).__getstate__()
+    del state["posterior_samples"], state["posterior_samples_"]
+    restored = GMVAEClustering.__new__(GMVAEClustering)
+    restored.__setstate__(state)
+    assert restored.posterior_samples == restored.posterior_samples_ == 0
 
 
 def test_weights_file_holds_no_code(fitted, tmp_path):

@@ -30,7 +30,9 @@ def blobs():
 @pytest.fixture(scope="module", params=["gmvae", "modified_m2", "m2"])
 def fitted(request, blobs):
     X, _ = blobs
-    return GMVAEClustering(3, variant=request.param, random_state=0, **SMALL).fit(X)
+    # predict_proba then is q(y|x), the weights of transform's mixture.
+    params = dict(random_state=0, posterior_samples=0, **SMALL)
+    return GMVAEClustering(3, variant=request.param, **params).fit(X)
 
 
 def test_transform_is_the_posterior_mean_of_z(fitted, blobs):

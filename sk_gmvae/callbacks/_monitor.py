@@ -24,7 +24,9 @@ class ClusteringMonitor(Callback):
       and ``ari``.
 
     Evaluation uses its own random generator, so training is the same with or without
-    the monitor.
+    the monitor. The clusters are those of q(y|x), the inference network, whatever the
+    estimator's ``posterior_samples`` (whose importance sampling would cost that many
+    passes every epoch).
 
     Parameters
     ----------

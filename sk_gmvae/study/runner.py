@@ -51,6 +51,7 @@ STUDY_SETTINGS = {
     "batch_size": 100,
     "learning_rate": 1e-3,
     "n_init": 1,  # one training per seed, whatever the number of rows
+    "posterior_samples": 0,  # clusters from q(y|x), as the study's
 }
 # Runs of the study's published logs (sk_gmvae/data/study_logged_curves.csv) per variant.
 STUDY_RUNS = {"m2": "m2.log.", "modified_m2": "modified_m2_method=relu.log.", "gmvae": "gmvae.log."}
