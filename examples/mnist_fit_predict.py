@@ -26,7 +26,7 @@ model = GMVAEClustering(
     n_clusters=10, variant=args.variant, max_epochs=args.epochs, random_state=0, verbose=1
 )
 train_labels = model.fit_predict(X_train[: args.n_train])  # clusters of the training images
-test_proba = model.predict_proba(X_test)  # q(y|x) of the unseen test images
+test_proba = model.predict_proba(X_test)  # cluster probabilities of the unseen test images
 
 report = clustering_report(y_test, test_proba.argmax(axis=1), test_proba)
 for name, value in report.items():

@@ -8,7 +8,6 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from ._model import ModelOutput
 from ._objective import elbo_terms
 
 # Chunks are sized so that the largest (rows, K, width) tensor holds at most this many
@@ -83,30 +82,34 @@ def model_posterior(
     rows = chunk_rows(module, X.shape[1])
 
     def proba(x: torch.Tensor) -> torch.Tensor:
-        # Draws go through the model in blocks along a leading axis, (draws, n, K), as
+        z_mean, z_var = module.encode_z(x)  # once; the draws only move z
+        log_evidence = None  # log sum_s w_s(x, y), (n, K)
+        # Draws go through the decoder in blocks along a leading axis, (draws, n, K), as
         # many at a time as keep the tensors within one chunk's size.
-        block = max(1, rows // len(x))
-        log_evidence = torch.cat(
-            [_log_weights(module(x, eps=draws)) for draws in eps.split(block)]
-        ).logsumexp(0)  # log sum_s w_s(x, y); the 1/S cancels in the softmax over y
+        for draws in eps.split(max(1, rows // len(x))):
+            log_px, log_pz, log_qz = module.latent_terms(x, z_mean, z_var, draws)
+            # log w = log p(x|z, y) + log p(z|y) - log q(z|x, y)
+            block = (log_px + log_pz - log_qz).logsumexp(0)
+            log_evidence = block if log_evidence is None else log_evidence.logaddexp(block)
+        # The 1/S of the mean cancels in the normalization over y.
         return torch.softmax(module.log_prior_y() + log_evidence, -1)
 
     return map_batches(proba, X, module, dtype)
-
-
-def _log_weights(out: ModelOutput) -> torch.Tensor:
-    """log w = log p(x|z, y) + log p(z|y) - log q(z|x, y), one per (draw, row, cluster)."""
-    return out.log_px + out.log_pz - out.log_qz
 
 
 def seeded_normal(
     module: torch.nn.Module, shape: tuple[int, ...], seed: int, dtype: torch.dtype
 ) -> tuple[torch.Tensor, torch.Generator]:
     """Standard normal noise of ``shape`` on the module's device, from a generator of its
-    own (the global torch RNG is not touched); the generator too."""
+    own (the global torch RNG is not touched), and a generator on that device for further
+    draws. The noise is drawn on the CPU whatever the device, so that a seed gives the
+    same noise, hence the same scores and clusters, on a GPU and on the CPU."""
     device = next(module.parameters()).device
-    generator = torch.Generator(device=device).manual_seed(int(seed))
-    return torch.randn(shape, generator=generator, dtype=dtype, device=device), generator
+    cpu = torch.Generator().manual_seed(int(seed))
+    eps = torch.randn(shape, generator=cpu, dtype=dtype).to(device)
+    # On the CPU further draws continue the same stream.
+    generator = cpu if device.type == "cpu" else torch.Generator(device).manual_seed(int(seed))
+    return eps, generator
 
 
 def elbo(module: torch.nn.Module, X: np.ndarray, seed: int, dtype: torch.dtype) -> np.ndarray:

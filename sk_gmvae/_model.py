@@ -362,20 +362,27 @@ class MixtureVAE(nn.Module):
         z_mean, z_var = self.encode_z(x)
         if eps is None:
             eps = torch.randn_like(z_mean)
+        log_px, log_pz, log_qz = self.latent_terms(x, z_mean, z_var, eps)
+        log_py = self.log_prior_y().to(log_pz.dtype)
+        if self.qy is None:
+            # VaDE's responsibilities at its one z: log pi_y + log N(z; mu_y, sigma2_y).
+            qy_logits = log_py + log_pz
+        else:
+            qy_logits = self.encode_y(x)
+        return ModelOutput(qy_logits, log_px, log_pz, log_qz, log_py.expand_as(log_pz))
+
+    def latent_terms(
+        self, x: Tensor, z_mean: Tensor, z_var: Tensor, eps: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """log p(x|z_y, y), log p(z_y|y) and log q(z_y|x, y), each (n, K), at
+        z_y = mean + sqrt(var) * eps, from q(z|x, y)'s moments (``encode_z``); a leading
+        axis of ``eps`` (several draws at once) carries through."""
         z_std = z_var.sqrt()
         z = z_mean + z_std * eps[..., : z_mean.shape[-2], :]  # VaDE: one z, for every y
         log_pz = self.prior.log_prob(z)  # (n, K)
-        if self.qy is None:
-            qy_logits = self.responsibilities(z[..., 0, :])
-        else:
-            qy_logits = self.encode_y(x)
-        return ModelOutput(
-            qy_logits=qy_logits,
-            log_px=self.likelihood.log_prob(self.decode(z), x.unsqueeze(-2)).expand_as(log_pz),
-            log_pz=log_pz,
-            log_qz=Normal(z_mean, z_std, validate_args=False).log_prob(z).sum(-1).expand_as(log_pz),
-            log_py=self.log_prior_y().to(log_pz.dtype).expand_as(log_pz),
-        )
+        log_px = self.likelihood.log_prob(self.decode(z), x.unsqueeze(-2)).expand_as(log_pz)
+        log_qz = Normal(z_mean, z_std, validate_args=False).log_prob(z).sum(-1).expand_as(log_pz)
+        return log_px, log_pz, log_qz
 
     def generate(self, eps: Tensor) -> Tensor:
         """Likelihood parameters (n, K, D) of x given z = prior(eps) for every cluster.

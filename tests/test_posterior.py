@@ -85,11 +85,15 @@ def test_posterior_samples_auto_follows_the_data_size():
     assert resolve_params(params, 50_000, 784)["posterior_samples"] == 0
 
 
-def test_changing_posterior_samples_takes_effect_on_the_next_fit_only():
+def test_posterior_samples_set_after_fit_apply_to_predict():
     X, _ = make_blobs(n_samples=60, centers=2, n_features=3, random_state=0)
-    est = GMVAEClustering(2, random_state=0, n_init=1, posterior_samples=4, **SMALL).fit(X)
-    before = est.predict_proba(X)
-    est.set_params(posterior_samples=0)  # a fitted attribute is not a parameter
-    np.testing.assert_array_equal(est.predict_proba(X), before)
-    est.set_params(warm_start=True, max_epochs=1).fit(X)
-    assert est.posterior_samples_ == 0
+    est = GMVAEClustering(2, random_state=0, n_init=1, **SMALL).fit(X)
+    assert est.posterior_samples_ == 64  # "auto" on 60 rows
+    labels, model = est.labels_.copy(), est.predict_proba(X)
+    # A number set now switches predict at once, without refitting; labels_ stay.
+    est.set_params(posterior_samples=0)
+    q = posterior(float64_copy(est.net_.module_), X, torch.float64)
+    np.testing.assert_allclose(est.predict_proba(X), q, rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(est.labels_, labels)
+    est.set_params(posterior_samples="auto")  # back to the value resolved in fit
+    np.testing.assert_array_equal(est.predict_proba(X), model)
