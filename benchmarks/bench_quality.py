@@ -42,7 +42,7 @@ from sk_gmvae.metrics import clustering_report
 METRICS = ("accuracy", "hungarian_accuracy", "nmi", "ari")
 
 
-def _datasets(names: list[str], rows: int) -> dict[str, tuple[np.ndarray, np.ndarray, bool]]:
+def load_datasets(names: list[str], rows: int) -> dict[str, tuple[np.ndarray, np.ndarray, bool]]:
     """name -> (X, y, scale): ``scale`` says the data are real-valued (standardize)."""
     out = {}
     for name in names:
@@ -120,7 +120,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
 
     rows = []
-    for name, (X, y, scale) in _datasets(args.datasets, args.rows).items():
+    for name, (X, y, scale) in load_datasets(args.datasets, args.rows).items():
         k = len(np.unique(y))
         epochs = args.epochs if name in ("mnist", "fashion-mnist") else None
         for seed in args.seeds:

@@ -310,6 +310,42 @@ def test_guard_restores_the_same_state_at_every_recovery(blobs):
     assert guard.recoveries_ == 2
 
 
+def test_guard_keeps_each_finite_epoch_in_the_same_buffers(blobs):
+    # From the second epoch on the kept state is copied into the first copy's tensors
+    # (no allocation per epoch): a recovery restores the last finite epoch, never the
+    # live weights or an older copy.
+    est = GMVAEClustering(3, random_state=0, **SMALL).fit(blobs)
+    net = est.net_
+    guard = dict(net.callbacks_)["divergence_guard"].initialize()
+    guard.on_train_begin(net)
+    guard.on_epoch_begin(net)
+    buffers = [t.data_ptr() for t in guard._good["module"].values()]
+    live = {p.data_ptr() for p in net.module_.parameters()}
+    assert live.isdisjoint(buffers)
+    with torch.no_grad():
+        next(net.module_.parameters()).add_(1.0)
+    _record_epoch(net, (2.0, 1.0))
+    guard.on_epoch_end(net)  # finite: kept, in place
+    assert [t.data_ptr() for t in guard._good["module"].values()] == buffers
+    kept = {k: v.clone() for k, v in net.module_.state_dict().items()}
+    with torch.no_grad():
+        next(net.module_.parameters()).add_(1.0)
+    _record_epoch(net, (2.0, float("nan")))
+    guard.on_epoch_end(net)
+    for name, value in net.module_.state_dict().items():
+        assert torch.equal(value, kept[name]), name
+
+
+def test_the_training_mode_is_set_on_every_module_when_it_changes(blobs):
+    # skorch sets the mode before every step; the net skips the walk over the modules
+    # only when their mode is already the one asked for.
+    net = GMVAEClustering(3, random_state=0, **SMALL).fit(blobs).net_
+    for mode in (False, True, True, False):
+        net._set_training(mode)
+        modules = [*net.module_.modules(), net.criterion_]
+        assert all(module.training is mode for module in modules)
+
+
 def test_training_states_are_device_neutral(blobs):
     # A checkpoint taken during a graphed fit (capturable Adam) resumes where Adam cannot
     # capture: here the CPU, with the unfused Adam.

@@ -1,0 +1,115 @@
+"""Seed-to-seed spread of one configuration, and which label-free score finds the good
+seeds.
+
+Fits ``GMVAEClustering`` once per seed on one data set and prints each fit's accuracy
+beside the scores ``restart_selection`` can rank restarts by, on the training rows: the
+final training ELBO, the mean conditional entropy H(Y|X) and the mutual information
+I(X; Y) of ``predict_proba``. Then, for each score, its Spearman correlation with
+accuracy and the mean accuracy of keeping the best of ``--keep`` fits by that score, over
+every subset of ``--keep`` of the seeds: what ``n_init=keep`` with full restarts
+(``init_epochs=None``) would give on average. ``--kmeans`` adds ``KMeans`` per seed (one
+k-means++ start, and the best inertia of 10) on the same rows.
+
+    python benchmarks/seed_scores.py --dataset fashion-mnist --rows 10000 \\
+        --seeds 0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 --threads 1 --kmeans \\
+        --params '{"variant": "vade", "pretrain_epochs": 2, "latent_dim": 10,
+                   "binarize": false, "entropy_weight": 0, "max_epochs": 10}'
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy.stats import spearmanr
+from sklearn.cluster import KMeans
+from sklearn.preprocessing import StandardScaler
+
+from sk_gmvae import GMVAEClustering
+from sk_gmvae.metrics import cluster_accuracy, conditional_entropy, mutual_information
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_quality import load_datasets  # noqa: E402  (the quality benchmark's data sets)
+
+# Each score, and its sign: larger is better after multiplying.
+SCORES = {"elbo": 1.0, "conditional_entropy": -1.0, "mutual_information": 1.0}
+
+
+def fit_scores(X: np.ndarray, y: np.ndarray, k: int, seed: int, params: dict) -> dict:
+    """One fit's majority-vote accuracy and label-free scores."""
+    start = time.perf_counter()
+    est = GMVAEClustering(k, random_state=seed, **params).fit(X)
+    proba = est.predict_proba(X)
+    return {
+        "seed": seed,
+        "accuracy": cluster_accuracy(y, est.labels_),
+        "elbo": float(est.lower_bound_),
+        "conditional_entropy": conditional_entropy(proba),
+        "mutual_information": mutual_information(proba),
+        "seconds": time.perf_counter() - start,
+    }
+
+
+def best_of(accuracy: np.ndarray, score: np.ndarray, keep: int) -> float:
+    """Mean accuracy of the highest-scoring fit of every ``keep``-subset of the fits."""
+    picks = [
+        accuracy[list(subset)][np.argmax(score[list(subset)])]
+        for subset in itertools.combinations(range(len(accuracy)), keep)
+    ]
+    return float(np.mean(picks))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", default="digits")
+    parser.add_argument("--rows", type=int, default=10_000, help="images of (Fashion-)MNIST")
+    parser.add_argument("--seeds", nargs="+", type=int, default=list(range(8)))
+    parser.add_argument("--params", default="{}", help="GMVAEClustering parameters, JSON")
+    parser.add_argument("--keep", type=int, default=3, help="fits per simulated n_init")
+    parser.add_argument("--kmeans", action="store_true", help="also KMeans per seed")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads")
+    parser.add_argument("--json", default=None, help="also write every fit's figures here")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    X, y, scale = load_datasets([args.dataset], args.rows)[args.dataset]
+    if scale:  # as bench_quality's StandardScaler pipeline
+        X = StandardScaler().fit_transform(X)
+    k = len(np.unique(y))
+    params = json.loads(args.params)
+
+    fits = []
+    for seed in args.seeds:
+        fits.append(fit_scores(X, y, k, seed, params))
+        print(json.dumps(fits[-1]), flush=True)
+    accuracy = np.array([fit["accuracy"] for fit in fits])
+    print(f"\naccuracy {accuracy.mean():.3f} ± {accuracy.std(ddof=1):.3f} over {len(fits)} seeds")
+    print(f"\n| score | Spearman with accuracy | mean accuracy, best of {args.keep} |")
+    print("| --- | --- | --- |")
+    for name, sign in SCORES.items():
+        score = sign * np.array([fit[name] for fit in fits])
+        rho = spearmanr(accuracy, score).statistic
+        print(f"| {name} | {rho:.2f} | {best_of(accuracy, score, args.keep):.3f} |")
+    if args.kmeans:
+        for n_init in (1, 10):
+            runs = [
+                cluster_accuracy(y, KMeans(k, n_init=n_init, random_state=s).fit_predict(X))
+                for s in args.seeds
+            ]
+            print(
+                f"KMeans(n_init={n_init}): {np.mean(runs):.3f} ± {np.std(runs, ddof=1):.3f} "
+                f"(best {max(runs):.3f})"
+            )
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(fits, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
