@@ -65,6 +65,25 @@ def best_of(accuracy: np.ndarray, score: np.ndarray, keep: int) -> float:
     return float(np.mean(picks))
 
 
+def _mean_sd(values: list[float] | np.ndarray) -> str:
+    sd = f" ± {np.std(values, ddof=1):.3f}" if len(values) > 1 else ""
+    return f"{np.mean(values):.3f}{sd}"
+
+
+def summarize(fits: list[dict], keep: int) -> None:
+    """The fits' accuracy, then each score's rank correlation with it and the mean
+    accuracy of the best of ``keep`` fits by that score, as a Markdown table."""
+    accuracy = np.array([fit["accuracy"] for fit in fits])
+    print(f"\naccuracy {_mean_sd(accuracy)} over {len(fits)} seeds")
+    print(f"\n| score | Spearman with accuracy | mean accuracy, best of {keep} |")
+    print("| --- | --- | --- |")
+    for name, sign in SCORES.items():
+        score = sign * np.array([fit[name] for fit in fits])
+        rho = spearmanr(accuracy, score).statistic
+        best = best_of(accuracy, score, keep) if keep <= len(fits) else float("nan")
+        print(f"| {name} | {rho:.2f} | {best:.3f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="digits")
@@ -88,24 +107,15 @@ def main() -> None:
     for seed in args.seeds:
         fits.append(fit_scores(X, y, k, seed, params))
         print(json.dumps(fits[-1]), flush=True)
-    accuracy = np.array([fit["accuracy"] for fit in fits])
-    print(f"\naccuracy {accuracy.mean():.3f} ± {accuracy.std(ddof=1):.3f} over {len(fits)} seeds")
-    print(f"\n| score | Spearman with accuracy | mean accuracy, best of {args.keep} |")
-    print("| --- | --- | --- |")
-    for name, sign in SCORES.items():
-        score = sign * np.array([fit[name] for fit in fits])
-        rho = spearmanr(accuracy, score).statistic
-        print(f"| {name} | {rho:.2f} | {best_of(accuracy, score, args.keep):.3f} |")
+    if len(fits) > 1:  # a spread and correlations need two fits at least
+        summarize(fits, args.keep)
     if args.kmeans:
         for n_init in (1, 10):
             runs = [
                 cluster_accuracy(y, KMeans(k, n_init=n_init, random_state=s).fit_predict(X))
                 for s in args.seeds
             ]
-            print(
-                f"KMeans(n_init={n_init}): {np.mean(runs):.3f} ± {np.std(runs, ddof=1):.3f} "
-                f"(best {max(runs):.3f})"
-            )
+            print(f"KMeans(n_init={n_init}): {_mean_sd(runs)} (best {max(runs):.3f})")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(fits, f, indent=1)
