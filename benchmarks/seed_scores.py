@@ -44,7 +44,7 @@ SCORES = {"elbo": 1.0, "conditional_entropy": -1.0, "mutual_information": 1.0}
 def fit_scores(X: np.ndarray, y: np.ndarray, k: int, seed: int, params: dict) -> dict:
     """One fit's majority-vote accuracy and label-free scores."""
     start = time.perf_counter()
-    est = GMVAEClustering(k, random_state=seed, **params).fit(X)
+    est = GMVAEClustering(k, **{**params, "random_state": seed}).fit(X)
     proba = est.predict_proba(X)
     return {
         "seed": seed,
@@ -57,11 +57,13 @@ def fit_scores(X: np.ndarray, y: np.ndarray, k: int, seed: int, params: dict) ->
 
 
 def best_of(accuracy: np.ndarray, score: np.ndarray, keep: int) -> float:
-    """Mean accuracy of the highest-scoring fit of every ``keep``-subset of the fits."""
-    picks = [
-        accuracy[list(subset)][np.argmax(score[list(subset)])]
-        for subset in itertools.combinations(range(len(accuracy)), keep)
-    ]
+    """Mean accuracy of the highest-scoring fit of every ``keep``-subset of the fits: a
+    NaN score (a diverged fit) never wins, tied winners count at their mean accuracy."""
+    score = np.where(np.isnan(score), -np.inf, score)
+    picks = []
+    for subset in itertools.combinations(range(len(accuracy)), keep):
+        sub = list(subset)
+        picks.append(accuracy[sub][score[sub] == score[sub].max()].mean())
     return float(np.mean(picks))
 
 
@@ -95,6 +97,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch threads")
     parser.add_argument("--json", default=None, help="also write every fit's figures here")
     args = parser.parse_args()
+    if args.keep < 1:
+        parser.error("--keep must be at least 1")
     if args.threads:
         torch.set_num_threads(args.threads)
     X, y, scale = load_datasets([args.dataset], args.rows)[args.dataset]

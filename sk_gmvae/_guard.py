@@ -115,9 +115,12 @@ def _copy_into(kept: Any, state: Any) -> Any:
             state.device,
         )
         return kept.copy_(state) if same else state.detach().clone()
-    if isinstance(state, dict):
+    if isinstance(state, dict):  # an OrderedDict stays one, with its _metadata (versions)
         kept = kept if isinstance(kept, dict) else {}
-        return {key: _copy_into(kept.get(key), value) for key, value in state.items()}
+        copied = type(state)((key, _copy_into(kept.get(key), v)) for key, v in state.items())
+        if hasattr(state, "_metadata"):
+            copied._metadata = copy.deepcopy(state._metadata)
+        return copied
     if isinstance(state, list | tuple):
         if not (isinstance(kept, list | tuple) and len(kept) == len(state)):
             kept = [None] * len(state)
