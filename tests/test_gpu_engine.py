@@ -263,14 +263,20 @@ def _record_epoch(net, losses):
             callback.on_epoch_end(net)
 
 
+def _guard_at_an_epoch_start(blobs):
+    """A fitted net and its divergence guard, as at the start of a training's first epoch
+    (the state kept)."""
+    net = GMVAEClustering(3, random_state=0, **SMALL).fit(blobs).net_
+    guard = dict(net.callbacks_)["divergence_guard"].initialize()
+    guard.on_train_begin(net)
+    guard.on_epoch_begin(net)
+    return net, guard
+
+
 def test_guard_undoes_an_epoch_with_a_non_finite_step(blobs):
     # The guard sees the steps' losses once per epoch (no per-step sync): a non-finite
     # step restores the state from before the epoch, so the whole epoch is undone.
-    est = GMVAEClustering(3, random_state=0, **SMALL).fit(blobs)
-    net = est.net_
-    guard = dict(net.callbacks_)["divergence_guard"].initialize()
-    guard.on_train_begin(net)
-    guard.on_epoch_begin(net)  # keeps the state the epoch starts from
+    net, guard = _guard_at_an_epoch_start(blobs)  # kept: the state the epoch starts from
     kept = {k: v.clone() for k, v in net.module_.state_dict().items()}
     lr = net.optimizer_.param_groups[0]["lr"]
     with torch.no_grad():
@@ -291,11 +297,7 @@ def test_guard_restores_the_same_state_at_every_recovery(blobs):
     # Two epochs in a row diverge: the second recovery must restore the state from before
     # the first, although training after the first one updated the optimizer's state in
     # place (Adam's moments), so the kept copy must not be the optimizer's own tensors.
-    est = GMVAEClustering(3, random_state=0, **SMALL).fit(blobs)
-    net = est.net_
-    guard = dict(net.callbacks_)["divergence_guard"].initialize()
-    guard.on_train_begin(net)
-    guard.on_epoch_begin(net)
+    net, guard = _guard_at_an_epoch_start(blobs)
     kept = copy.deepcopy(net.optimizer_.state_dict()["state"])
     for _ in range(2):
         _record_epoch(net, (2.0, float("nan")))
@@ -314,11 +316,7 @@ def test_guard_keeps_each_finite_epoch_in_the_same_buffers(blobs):
     # From the second epoch on the kept state is copied into the first copy's tensors
     # (no allocation per epoch): a recovery restores the last finite epoch, never the
     # live weights or an older copy.
-    est = GMVAEClustering(3, random_state=0, **SMALL).fit(blobs)
-    net = est.net_
-    guard = dict(net.callbacks_)["divergence_guard"].initialize()
-    guard.on_train_begin(net)
-    guard.on_epoch_begin(net)
+    net, guard = _guard_at_an_epoch_start(blobs)
     buffers = [t.data_ptr() for t in guard._good["module"].values()]
     live = {p.data_ptr() for p in net.module_.parameters()}
     assert live.isdisjoint(buffers)
