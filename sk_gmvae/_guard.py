@@ -109,12 +109,10 @@ def _copy_into(kept: Any, state: Any) -> Any:
     copy) has one of the same shape, dtype and device: from the second epoch on, keeping
     the state allocates nothing (a deep copy every epoch was ~5 % of a small net's fit)."""
     if isinstance(state, torch.Tensor):
-        same = isinstance(kept, torch.Tensor) and (kept.shape, kept.dtype, kept.device) == (
-            state.shape,
-            state.dtype,
-            state.device,
-        )
-        return kept.copy_(state) if same else state.detach().clone()
+        layout = (state.shape, state.dtype, state.device)
+        if isinstance(kept, torch.Tensor) and (kept.shape, kept.dtype, kept.device) == layout:
+            return kept.copy_(state)
+        return state.detach().clone()
     if isinstance(state, dict):  # an OrderedDict stays one, with its _metadata (versions)
         kept = kept if isinstance(kept, dict) else {}
         copied = type(state)((key, _copy_into(kept.get(key), v)) for key, v in state.items())
