@@ -4,7 +4,7 @@ seeds.
 Fits ``GMVAEClustering`` once per seed on one data set and prints each fit's accuracy
 beside the scores ``restart_selection`` can rank restarts by, on the training rows: the
 final training ELBO, the mean conditional entropy H(Y|X) and the mutual information
-I(X; Y) of ``predict_proba``. Then, for each score, its Spearman correlation with
+I(X; Y) of q(y|x). Then, for each score, its Spearman correlation with
 accuracy and the mean accuracy of keeping the best of ``--keep`` fits by that score, over
 every subset of ``--keep`` of the seeds: what ``n_init=keep`` with full restarts
 (``init_epochs=None``) would give on average. ``--kmeans`` adds ``KMeans`` per seed (one
@@ -45,7 +45,8 @@ def fit_scores(X: np.ndarray, y: np.ndarray, k: int, seed: int, params: dict) ->
     """One fit's majority-vote accuracy and label-free scores."""
     start = time.perf_counter()
     est = GMVAEClustering(k, **{**params, "random_state": seed}).fit(X)
-    proba = est.predict_proba(X)
+    # q(y|x), as restart_selection ranks restarts (labels_ may come from the posterior).
+    proba = est.set_params(posterior_samples=0).predict_proba(X)
     return {
         "seed": seed,
         "accuracy": cluster_accuracy(y, est.labels_),
