@@ -42,6 +42,12 @@ from sk_gmvae.metrics import clustering_report
 METRICS = ("accuracy", "hungarian_accuracy", "nmi", "ari")
 
 
+def mean_sd(values: list[float] | np.ndarray) -> str:
+    """``mean ± sd`` (sample sd) to 3 decimals; the mean alone for one value."""
+    sd = f" ± {np.std(values, ddof=1):.3f}" if len(values) > 1 else ""
+    return f"{np.mean(values):.3f}{sd}"
+
+
 def load_datasets(names: list[str], rows: int) -> dict[str, tuple[np.ndarray, np.ndarray, bool]]:
     """name -> (X, y, scale): ``scale`` says the data are real-valued (standardize)."""
     out = {}
@@ -145,11 +151,7 @@ def main() -> None:
     for name in dict.fromkeys(r["data"] for r in rows):
         for method in dict.fromkeys(r["method"] for r in rows if r["data"] == name):
             group = [r for r in rows if r["data"] == name and r["method"] == method]
-            cells = []
-            for metric in METRICS:
-                values = np.array([r[metric] for r in group])
-                sd = f" ± {values.std(ddof=1):.3f}" if len(values) > 1 else ""
-                cells.append(f"{values.mean():.3f}{sd}")
+            cells = [mean_sd([r[metric] for r in group]) for metric in METRICS]
             seconds = np.mean([r["seconds"] for r in group])
             print(f"| {name} | {method} | " + " | ".join(cells) + f" | {seconds:.1f} |")
     if args.json:

@@ -35,7 +35,7 @@ from sk_gmvae import GMVAEClustering
 from sk_gmvae.metrics import cluster_accuracy, conditional_entropy, mutual_information
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_quality import load_datasets  # noqa: E402  (the quality benchmark's data sets)
+from bench_quality import load_datasets, mean_sd  # noqa: E402  (the quality benchmark's helpers)
 
 # Each score, and its sign: larger is better after multiplying.
 SCORES = {"elbo": 1.0, "conditional_entropy": -1.0, "mutual_information": 1.0}
@@ -68,16 +68,11 @@ def best_of(accuracy: np.ndarray, score: np.ndarray, keep: int) -> float:
     return float(np.mean(picks))
 
 
-def _mean_sd(values: list[float] | np.ndarray) -> str:
-    sd = f" ± {np.std(values, ddof=1):.3f}" if len(values) > 1 else ""
-    return f"{np.mean(values):.3f}{sd}"
-
-
 def summarize(fits: list[dict], keep: int) -> None:
     """The fits' accuracy, then each score's rank correlation with it and the mean
     accuracy of the best of ``keep`` fits by that score, as a Markdown table."""
     accuracy = np.array([fit["accuracy"] for fit in fits])
-    print(f"\naccuracy {_mean_sd(accuracy)} over {len(fits)} seeds")
+    print(f"\naccuracy {mean_sd(accuracy)} over {len(fits)} seeds")
     print(f"\n| score | Spearman with accuracy | mean accuracy, best of {keep} |")
     print("| --- | --- | --- |")
     for name, sign in SCORES.items():
@@ -120,7 +115,7 @@ def main() -> None:
                 cluster_accuracy(y, KMeans(k, n_init=n_init, random_state=s).fit_predict(X))
                 for s in args.seeds
             ]
-            print(f"KMeans(n_init={n_init}): {_mean_sd(runs)} (best {max(runs):.3f})")
+            print(f"KMeans(n_init={n_init}): {mean_sd(runs)} (best {max(runs):.3f})")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(fits, f, indent=1)
