@@ -39,6 +39,7 @@ from ._training import (
     checkpoints_runs,
     hidden_sizes,
     keep_best,
+    posterior_draws,
     resolve_device,
     resolve_likelihood,
     resolve_params,
@@ -211,7 +212,7 @@ class GMVAEClustering(
         the reference study's MNIST logs, the restarts' accuracy tracks a low H(Y|X)
         (Spearman 0.89-0.94 at epochs 200-500) and hardly the ELBO (0.37 to -0.03);
         see the docs' results page. Every restart's scores are in ``restarts_``.
-    posterior_samples : int or "auto", default="auto"
+    posterior_samples : int, bool or "auto", default="auto"
         How rows are assigned to clusters (``predict_proba``, ``predict``, ``labels_``).
         0: by the inference network q(y|x), in one pass. n > 0: by the model's own
         posterior p(y|x) = p(y) p(x|y) / p(x), with p(x|y) estimated by importance
@@ -225,8 +226,9 @@ class GMVAEClustering(
         0 from 10,000 rows (the study's q(y|x); there n passes cost minutes, and on
         MNIST the posterior assigned worse, 0.46 against 0.49). A number set after
         ``fit`` applies to the next ``predict`` (``labels_`` stay as fitted): e.g.
-        ``set_params(posterior_samples=0)`` to predict many rows fast. Restart
-        selection, ``transform`` and ``ClusteringMonitor`` use q(y|x).
+        ``set_params(posterior_samples=0)`` to predict many rows fast. True: 64 draws
+        at any size; False: 0. Restart selection, ``transform`` and
+        ``ClusteringMonitor`` use q(y|x).
     stack_restarts : bool or "auto", default="auto"
         Train the ``n_init`` restarts at once, as one model with stacked weights (one
         batched matmul per layer for all restarts): the same results as one restart after
@@ -405,7 +407,11 @@ class GMVAEClustering(
         "n_init": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "init_epochs": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"}), None],
         "restart_selection": [StrOptions(set(RESTART_CRITERIA))],
-        "posterior_samples": [Interval(Integral, 0, None, closed="left"), StrOptions({"auto"})],
+        "posterior_samples": [
+            Interval(Integral, 0, None, closed="left"),
+            "boolean",
+            StrOptions({"auto"}),
+        ],
         "stack_restarts": ["boolean", StrOptions({"auto"})],
         "tol": [Interval(Real, 0, None, closed="left"), None],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
@@ -733,7 +739,7 @@ class GMVAEClustering(
         after fit), else as resolved in fit."""
         module = module or self._inference_module_
         auto = self.posterior_samples == "auto"
-        samples = self.posterior_samples_ if auto else self.posterior_samples
+        samples = self.posterior_samples_ if auto else posterior_draws(self.posterior_samples, 0)
         if samples:
             return model_posterior(module, X, samples, torch.float64)
         return posterior(module, X, torch.float64)

@@ -158,6 +158,16 @@ TRIAL_FRACTION = 6
 AUTO_POSTERIOR_SAMPLES = 64
 
 
+def posterior_draws(value: int | bool | str, n_samples: int) -> int:
+    """Importance draws for ``posterior_samples=value`` on ``n_samples`` training rows:
+    ``"auto"`` by the data size, True the default number, False none."""
+    if isinstance(value, bool):
+        return AUTO_POSTERIOR_SAMPLES if value else 0
+    if value == "auto":
+        return AUTO_POSTERIOR_SAMPLES if n_samples < LARGE_DATA else 0
+    return int(value)
+
+
 def resolve_params(params: dict[str, Any], n_samples: int, n_features: int) -> dict[str, Any]:
     """The estimator's parameters with each ``"auto"`` replaced by its value for data of
     ``n_samples`` rows and ``n_features`` columns (the rules, measured on small data, are
@@ -172,7 +182,8 @@ def resolve_params(params: dict[str, Any], n_samples: int, n_features: int) -> d
     - ``n_init``: ``AUTO_RESTARTS`` below 10,000 rows, 1 from 10,000 rows;
     - ``init_epochs``: a sixth of ``max_epochs`` (rounded up), and at least one epoch past
       VaDE's pretraining;
-    - ``posterior_samples``: ``AUTO_POSTERIOR_SAMPLES`` below 10,000 rows, 0 from 10,000.
+    - ``posterior_samples``: ``AUTO_POSTERIOR_SAMPLES`` below 10,000 rows, 0 from 10,000
+      (and True / False as ``posterior_draws`` reads them).
     """
     p = dict(params)
     if isinstance(p["hidden_layer_sizes"], str):
@@ -192,8 +203,8 @@ def resolve_params(params: dict[str, Any], n_samples: int, n_features: int) -> d
     if p.get("n_init", 1) == "auto":
         small = n_samples < LARGE_DATA
         p["n_init"] = AUTO_RESTARTS if small and not checkpoints_runs(p) else 1
-    if p.get("posterior_samples") == "auto":
-        p["posterior_samples"] = AUTO_POSTERIOR_SAMPLES if n_samples < LARGE_DATA else 0
+    if "posterior_samples" in p:
+        p["posterior_samples"] = posterior_draws(p["posterior_samples"], n_samples)
     if p.get("init_epochs") == "auto":
         trial = math.ceil(p["max_epochs"] / TRIAL_FRACTION)
         p["init_epochs"] = min(p["max_epochs"], max(trial, p.get("pretrain_epochs", 0) + 1))

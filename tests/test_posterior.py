@@ -85,6 +85,20 @@ def test_posterior_samples_auto_follows_the_data_size():
     assert resolve_params(params, 50_000, 784)["posterior_samples"] == 0
 
 
+def test_posterior_samples_true_is_the_default_draws_and_false_is_q_y_given_x():
+    from sk_gmvae._training import AUTO_POSTERIOR_SAMPLES
+
+    X, _ = make_blobs(n_samples=60, centers=2, n_features=3, random_state=0)
+    est = GMVAEClustering(2, random_state=0, n_init=1, posterior_samples=True, **SMALL).fit(X)
+    assert est.posterior_samples_ == AUTO_POSTERIOR_SAMPLES
+    drawn = est.predict_proba(X)
+    est.set_params(posterior_samples=AUTO_POSTERIOR_SAMPLES)
+    np.testing.assert_array_equal(est.predict_proba(X), drawn)
+    est.set_params(posterior_samples=False)
+    q = posterior(float64_copy(est.net_.module_), X, torch.float64)
+    np.testing.assert_allclose(est.predict_proba(X), q, rtol=1e-12, atol=1e-12)
+
+
 def test_posterior_samples_set_after_fit_apply_to_predict():
     X, _ = make_blobs(n_samples=60, centers=2, n_features=3, random_state=0)
     est = GMVAEClustering(2, random_state=0, n_init=1, **SMALL).fit(X)
