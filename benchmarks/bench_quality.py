@@ -10,8 +10,10 @@ seconds per fit; a Markdown table on stdout.
 
 "VaDE start" is ``variant="vade"`` with ``pretrain_epochs`` (2 of the 10 epochs of an
 image set, 20 on small data), ``latent_dim=10``, ``binarize=False``,
-``entropy_weight=0``. "n_init=1" is the defaults with one training instead of the
-restarts of ``n_init="auto"`` (4 trials below 10,000 rows). "posterior_samples=0" is
+``entropy_weight=0``; "VaDE start + GaussianMixture" clusters that model's embedding
+``transform(X)`` with a full-covariance ``GaussianMixture`` (one pipeline). "n_init=1"
+is the defaults with one training instead of the restarts of ``n_init="auto"`` (4
+trials below 10,000 rows). "posterior_samples=0" is
 the defaults with rows assigned by the inference network q(y|x) instead of the model's
 own posterior (64 importance draws below 10,000 rows).
 
@@ -101,6 +103,13 @@ def _methods(k: int, seed: int, scale: bool, epochs: int | None) -> dict[str, Ca
         ),
         "GMVAEClustering (VaDE start)": lambda: pipe(
             GMVAEClustering(k, random_state=seed, **gmvae, **vade)
+        ),
+        # The same model as an embedding (transform: E[z|x]), then full covariances there.
+        "VaDE start + GaussianMixture": lambda: pipe(
+            make_pipeline(
+                GMVAEClustering(k, random_state=seed, **gmvae, **vade),
+                GaussianMixture(k, covariance_type="full", random_state=seed),
+            )
         ),
         "KMeans": lambda: pipe(KMeans(k, n_init=10, random_state=seed)),
         "GaussianMixture": lambda: pipe(GaussianMixture(k, random_state=seed)),

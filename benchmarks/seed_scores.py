@@ -8,7 +8,8 @@ I(X; Y) of q(y|x). Then, for each score, its Spearman correlation with
 accuracy and the mean accuracy of keeping the best of ``--keep`` fits by that score, over
 every subset of ``--keep`` of the seeds: what ``n_init=keep`` with full restarts
 (``init_epochs=None``) would give on average. ``--kmeans`` adds ``KMeans`` per seed (one
-k-means++ start, and the best inertia of 10) on the same rows.
+k-means++ start, and the best inertia of 10) on the same rows; ``--embedding-gmm`` a
+full-covariance ``GaussianMixture`` on each fit's embedding ``transform(X)``.
 
     python benchmarks/seed_scores.py --dataset fashion-mnist --rows 10000 \\
         --seeds 0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 --threads 1 --kmeans \\
@@ -29,6 +30,7 @@ import numpy as np
 import torch
 from scipy.stats import spearmanr
 from sklearn.cluster import KMeans
+from sklearn.mixture import GaussianMixture
 from sklearn.preprocessing import StandardScaler
 
 from sk_gmvae import GMVAEClustering
@@ -41,20 +43,28 @@ from bench_quality import load_datasets, mean_sd  # noqa: E402  (the quality ben
 SCORES = {"elbo": 1.0, "conditional_entropy": -1.0, "mutual_information": 1.0}
 
 
-def fit_scores(X: np.ndarray, y: np.ndarray, k: int, seed: int, params: dict) -> dict:
-    """One fit's majority-vote accuracy and label-free scores."""
+def fit_scores(
+    X: np.ndarray, y: np.ndarray, k: int, seed: int, params: dict, embedding_gmm: bool = False
+) -> dict:
+    """One fit's majority-vote accuracy and label-free scores; with ``embedding_gmm``
+    also the accuracy of a full-covariance ``GaussianMixture`` fitted to its embedding
+    ``transform(X)`` (the second step of ``make_pipeline(GMVAEClustering(...),
+    GaussianMixture(k, covariance_type="full"))``)."""
     start = time.perf_counter()
     est = GMVAEClustering(k, **{**params, "random_state": seed}).fit(X)
     # q(y|x), as restart_selection ranks restarts (labels_ may come from the posterior).
     proba = est.set_params(posterior_samples=0).predict_proba(X)
-    return {
+    fit = {
         "seed": seed,
         "accuracy": cluster_accuracy(y, est.labels_),
         "elbo": float(est.lower_bound_),
         "conditional_entropy": conditional_entropy(proba),
         "mutual_information": mutual_information(proba),
-        "seconds": time.perf_counter() - start,
     }
+    if embedding_gmm:
+        gmm = GaussianMixture(k, covariance_type="full", random_state=seed)
+        fit["embedding_gmm_accuracy"] = cluster_accuracy(y, gmm.fit_predict(est.transform(X)))
+    return {**fit, "seconds": time.perf_counter() - start}
 
 
 def best_of(accuracy: np.ndarray, score: np.ndarray, keep: int) -> float:
@@ -90,6 +100,11 @@ def main() -> None:
     parser.add_argument("--params", default="{}", help="GMVAEClustering parameters, JSON")
     parser.add_argument("--keep", type=int, default=3, help="fits per simulated n_init")
     parser.add_argument("--kmeans", action="store_true", help="also KMeans per seed")
+    parser.add_argument(
+        "--embedding-gmm",
+        action="store_true",
+        help="also a full-covariance GaussianMixture on each fit's transform(X)",
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch threads")
     parser.add_argument("--json", default=None, help="also write every fit's figures here")
     args = parser.parse_args()
@@ -105,10 +120,13 @@ def main() -> None:
 
     fits = []
     for seed in args.seeds:
-        fits.append(fit_scores(X, y, k, seed, params))
+        fits.append(fit_scores(X, y, k, seed, params, args.embedding_gmm))
         print(json.dumps(fits[-1]), flush=True)
     if len(fits) > 1:  # a spread and correlations need two fits at least
         summarize(fits, args.keep)
+    if args.embedding_gmm:
+        runs = [fit["embedding_gmm_accuracy"] for fit in fits]
+        print(f"GaussianMixture(full) on transform(X): {mean_sd(runs)} (best {max(runs):.3f})")
     if args.kmeans:
         for n_init in (1, 10):
             runs = [

@@ -109,6 +109,26 @@ def test_mixture_attributes(fitted, blobs):
     assert (fitted.covariances_ > 0).all()
 
 
+def test_embedding_feeds_a_full_covariance_mixture_in_a_pipeline(blobs):
+    """The recipe of the docs: the model as an embedding, GaussianMixture on it."""
+    from sklearn.metrics import adjusted_rand_score
+    from sklearn.mixture import GaussianMixture
+
+    X, y = blobs
+    X = StandardScaler().fit_transform(X)
+    params = dict(SMALL, max_epochs=60, random_state=0, variant="vade", pretrain_epochs=20)
+    pipe = make_pipeline(
+        GMVAEClustering(3, **params), GaussianMixture(3, covariance_type="full", random_state=0)
+    )
+    labels = pipe.fit_predict(X)
+    Z = GMVAEClustering(3, **params).fit_transform(X)
+    gmm = GaussianMixture(3, covariance_type="full", random_state=0).fit(Z)
+    np.testing.assert_array_equal(labels, gmm.predict(Z))  # the same as step by step
+    np.testing.assert_array_equal(pipe.predict(X), labels)
+    np.testing.assert_allclose(pipe.predict_proba(X).sum(axis=1), 1.0)
+    assert adjusted_rand_score(y, labels) > 0.9  # 3 separated blobs
+
+
 def test_gmvae_means_are_in_label_order(blobs):
     """Each cluster's rows embed closest to that cluster's own prior mean."""
     X, _ = blobs
