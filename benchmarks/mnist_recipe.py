@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +38,9 @@ from sk_gmvae.datasets import load_mnist
 from sk_gmvae.study import run_study
 from sk_gmvae.study.cli import auto_yes_no
 from sk_gmvae.study.protocol import binarize_once
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_quality import mean_sd  # noqa: E402  (the quality benchmark's mean ± sd)
 
 METRICS = {
     "test_accuracy": "majority vote",
@@ -57,11 +61,7 @@ def summary(histories: dict, epochs: list[int], n_clusters: int) -> str:
         rows = [h[epoch - 1] for h in histories.values() if len(h) >= epoch]
         if not rows:
             continue
-        cells = []
-        for key in METRICS:
-            values = np.array([r[key] for r in rows])
-            sd = f" ± {values.std(ddof=1):.3f}" if len(values) > 1 else ""
-            cells.append(f"{values.mean():.3f}{sd}")
+        cells = [mean_sd([r[key] for r in rows]) for key in METRICS]
         lines.append(f"| {n_clusters} | {epoch} | {len(rows)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
