@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from sk_gmvae._model import VARIANTS, MixtureVAE
-from sk_gmvae._objective import NegativeELBO
+from sk_gmvae._objective import WeightedNegativeELBO
 from sk_gmvae._stacked import StackedMixtureVAE
 from sk_gmvae.callbacks._checkpoint import last_checkpoint
 
@@ -108,7 +108,7 @@ def make_step(
     if state is not None:
         module.load_state_dict(state)
     optimizer = torch.optim.Adam(module.parameters(), lr=1e-3, fused=True)  # as fit does
-    criterion = NegativeELBO()
+    criterion = WeightedNegativeELBO()
     forward = torch.compile(module) if compiled else module
 
     def step():

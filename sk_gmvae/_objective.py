@@ -56,8 +56,13 @@ def elbo_terms(out: ModelOutput) -> ELBOTerms:
     )
 
 
-class NegativeELBO(nn.Module):
-    """Mean training loss over a batch (the criterion given to skorch).
+class WeightedNegativeELBO(nn.Module):
+    """Mean training loss over a batch (the criterion given to skorch): the negative
+    ELBO with weights on its terms,
+
+        -E_q[log p(x|z,y)] + w * beta * KL_z + eta * KL(q(y|x) || p(y)) + entropy_weight * H,
+
+    which is the negative ELBO itself at ``beta=eta=1``, ``entropy_weight=0`` and w = 1.
 
     Parameters
     ----------

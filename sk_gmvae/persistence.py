@@ -6,8 +6,9 @@ strings (the parameters, the fitted attributes, the per-epoch history and the ne
 weights), and :func:`load_weights` reads them back with ``torch.load(weights_only=True)``,
 which refuses anything else. A model saved on a GPU loads on a CPU-only machine.
 
-Both use the estimator's public surface only: ``get_params``, the fitted attributes and
-the skorch net ``net_``; a loaded estimator is put together as unpickling does.
+:func:`save_weights` reads the estimator's public surface (``get_params``, the fitted
+attributes, ``net_``); :func:`load_weights` hands what it read to the estimator, which
+rebuilds its net and assembles itself as ``fit`` and unpickling do.
 """
 
 from __future__ import annotations
@@ -20,24 +21,12 @@ from typing import Any
 import numpy as np
 import torch
 from sklearn.utils.validation import check_is_fitted
-from skorch.history import History
 
-from ._estimator import GMVAEClustering
-from ._training import build_net, resolve_device, resolve_params
+from ._estimator import RESOLVED, GMVAEClustering
 from .callbacks import history_records
 
-FORMAT = "sk_gmvae.weights/2"
-# Version 1 stored the model in its training order with the label permutation beside it.
-_READABLE = (FORMAT, "sk_gmvae.weights/1")
-_FITTED = ("n_features_in_", "n_iter_", "lower_bound_", "converged_", "likelihood_")
-_RESOLVED = (
-    "hidden_layer_sizes_",
-    "latent_dim_",
-    "binarize_",
-    "entropy_weight_",
-    "n_init_",
-    "posterior_samples_",
-)
+FORMAT = "sk_gmvae.weights/3"
+_FITTED = ("n_features_in_", "n_iter_", "lower_bound_", "converged_")
 # Not plain values; the loaded estimator has the defaults.
 _UNSAVED = ("callbacks", "optimizer", "net_params")
 
@@ -74,10 +63,11 @@ def save_weights(estimator: GMVAEClustering, path: str | os.PathLike) -> None:
             if name != "random_state":
                 raise ValueError(f"Cannot save parameter {name}={value!r}.") from None
     fitted: dict[str, Any] = {name: getattr(estimator, name) for name in _FITTED}
-    for name in _RESOLVED:  # the architecture actually built ("auto" resolved)
+    for name in RESOLVED:  # what was actually built ("auto" resolved)
         fitted[name] = _plain_param(name, getattr(estimator, name))
     fitted["n_features_in_"] = int(fitted["n_features_in_"])
-    fitted["init_epochs_"] = estimator.init_epochs_
+    fitted["weights_"] = torch.as_tensor(estimator.weights_)
+    fitted["restarts_"] = [dict(r) for r in estimator.restarts_]
     fitted["labels_"] = torch.as_tensor(estimator.labels_)
     fitted["seed"] = int(estimator.net_.random_state)
     if hasattr(estimator, "feature_names_in_"):
@@ -108,7 +98,7 @@ def _read(path: str | os.PathLike) -> dict[str, Any]:
         raise  # weights_only refused an object: the file holds more than weights
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile) as exc:
         raise ValueError(f"{path} could not be read as an sk_gmvae weights file: {exc}") from exc
-    if not isinstance(payload, dict) or payload.get("format") not in _READABLE:
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ValueError(f"{path} is not an sk_gmvae weights file ({FORMAT}).")
     missing = {"params", "fitted", "history", "state_dict"} - set(payload)
     if missing:
@@ -136,40 +126,17 @@ def load_weights(path: str | os.PathLike, device: str = "auto") -> GMVAEClusteri
     """
     payload = _read(path)
     params = dict(payload["params"], device=device)
-    params.setdefault("posterior_samples", 0)  # files before it: rows assigned by q(y|x)
     if isinstance(params.get("hidden_layer_sizes"), list):
         params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
-    estimator = GMVAEClustering(**params)
-    fitted = payload["fitted"]
-    resolved = str(resolve_device(device))
-    seed = int(fitted.get("seed", 0))  # the training stream's seed (files before it: 0)
-    n_samples, n_features = len(fitted["labels_"]), fitted["n_features_in_"]
-    built = resolve_params(estimator.get_params(), n_samples, n_features)
-    for name in _RESOLVED:  # as built (files before version 2 hold them as parameters)
-        if name in fitted:
-            built[name[:-1]] = fitted[name]
-    built["hidden_layer_sizes"] = tuple(built["hidden_layer_sizes"])
-    net = build_net(built, n_features, fitted["likelihood_"], resolved, seed)
-    net.initialize()
+    saved = payload["fitted"]
+    fitted = {name: saved[name] for name in (*_FITTED, *RESOLVED, "restarts_")}
+    fitted["labels_"] = saved["labels_"].numpy()
+    fitted["weights_"] = saved["weights_"].numpy()
+    if "feature_names_in_" in saved:
+        fitted["feature_names_in_"] = np.asarray(saved["feature_names_in_"], dtype=object)
     try:
-        net.module_.load_state_dict(payload["state_dict"])
+        return GMVAEClustering(**params)._restore(
+            fitted, payload["state_dict"], payload["history"], int(saved["seed"]), device
+        )
     except RuntimeError as exc:
         raise ValueError(f"{path}: the weights do not fit the saved parameters: {exc}") from exc
-    net.history = History(payload["history"])
-    state = {
-        **estimator.__dict__,
-        **{name: fitted[name] for name in _FITTED},
-        **{name: built[name[:-1]] for name in _RESOLVED},
-        "net_": net,
-        "history_": net.history,
-        "device_": resolved,
-        "labels_": fitted["labels_"].numpy(),
-        # Files before init_epochs: the restarts trained max_epochs each.
-        "init_epochs_": fitted.get("init_epochs_"),
-    }
-    if "cluster_order" in fitted:  # version 1: renumbered on load
-        state["_cluster_order"] = fitted["cluster_order"].numpy()
-    if "feature_names_in_" in fitted:
-        state["feature_names_in_"] = np.asarray(fitted["feature_names_in_"], dtype=object)
-    estimator.__setstate__(state)  # as unpickling puts a fitted estimator together
-    return estimator

@@ -121,3 +121,30 @@ def test_large_input_is_predicted_in_bounded_chunks(monkeypatch):
     chunked = est.predict_proba(X)
     monkeypatch.setattr(_inference, "_CHUNK_ELEMENTS", 2**22)
     np.testing.assert_allclose(chunked, est.predict_proba(X), rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("make", ["early_stopping", "checkpoint", "pair"])
+def test_callbacks_that_monitor_validation_scores_need_a_split(make, tmp_path):
+    from skorch.callbacks import Checkpoint, EarlyStopping
+
+    callback = {
+        "early_stopping": lambda: EarlyStopping(),
+        "checkpoint": lambda: Checkpoint(dirname=str(tmp_path)),
+        "pair": lambda: ("stop", EarlyStopping(monitor="valid_elbo", lower_is_better=False)),
+    }[make]()
+    X = np.random.default_rng(0).normal(size=(40, 3))
+    with pytest.raises(ValueError, match="validation_fraction"):
+        GMVAEClustering(2, callbacks=[callback], n_init=1, **TINY).fit(X)
+    # With a split the same callback works (skorch's KeyError before).
+    est = GMVAEClustering(2, callbacks=[callback], validation_fraction=0.25, n_init=1, **TINY)
+    assert est.fit(X).n_iter_ >= 1
+    # A callback that monitors a training score needs none.
+    train = EarlyStopping(monitor="train_loss")
+    assert GMVAEClustering(2, callbacks=[train], n_init=1, **TINY).fit(X).n_iter_ >= 1
+
+
+@pytest.mark.parametrize("name", ["n_clusters", "n_init", "max_epochs", "posterior_samples"])
+def test_integer_parameters_refuse_bools(name):
+    X = np.random.default_rng(0).normal(size=(20, 3))
+    with pytest.raises(ValueError, match=f"{name}.*not a bool"):
+        GMVAEClustering(**{**TINY, name: True}).fit(X)

@@ -157,15 +157,14 @@ def test_n_init_keeps_best_final_elbo(blobs):
 
 def _nets_of(est, X):
     """Re-run the n_init trainings with the seeds fit draws, one at a time."""
-    from sk_gmvae._training import SEED_MAX, build_net, resolve_params
+    from sk_gmvae._config import resolve_config
+    from sk_gmvae._training import SEED_MAX, build_net
 
     rng = np.random.RandomState(est.random_state)
     seeds = [int(rng.randint(SEED_MAX)) for _ in range(est.n_init_)]
     X_train = torch.tensor(X, dtype=torch.float32, device=est.device_)
-    params = resolve_params(est.get_params(), *X.shape)
-    return [
-        build_net(params, X.shape[1], est.likelihood_, est.device_, s).fit(X_train) for s in seeds
-    ]
+    config = resolve_config(est.get_params(), *X.shape, est.likelihood_, est.device_)
+    return [build_net(config, s).fit(X_train) for s in seeds]
 
 
 def test_tol_stops_early_and_sets_converged(blobs):
@@ -392,23 +391,6 @@ def test_model_is_stored_in_label_order_and_trains_on_with_its_optimizer_state(b
         torch.testing.assert_close(pa, pb, msg=name)
 
 
-def test_pickles_from_before_label_order_still_load(blobs):
-    X, _ = blobs
-    est = GMVAEClustering(3, random_state=0, **SMALL).fit(X)
-    expected = est.predict_proba(X)
-    # An old pickle: the module in training order, the permutation beside it.
-    old = pickle.loads(pickle.dumps(est))
-    order = np.array([2, 0, 1])
-    inverse = np.argsort(order)
-    old.net_.permute_clusters(inverse)  # back to a "training order"
-    state = old.__getstate__()
-    state["_cluster_order"] = order
-    restored = GMVAEClustering.__new__(GMVAEClustering)
-    restored.__setstate__(pickle.loads(pickle.dumps(state)))
-    np.testing.assert_allclose(restored.predict_proba(X), expected, rtol=1e-12, atol=1e-12)
-    assert not hasattr(restored, "_cluster_order")
-
-
 @pytest.mark.parametrize("bad", [True, 2.0, 0, -1, "3"])
 def test_sample_rejects_non_positive_integers_clearly(blobs, bad):
     est = GMVAEClustering(3, random_state=0, **SMALL).fit(blobs[0])
@@ -583,25 +565,30 @@ def test_an_early_stopping_callback_is_early_stopping_and_every_restart_trains(b
         warnings.simplefilter("error", ConvergenceWarning)  # not "interrupted"
         est = GMVAEClustering(3, n_init=3, **params).fit(X)
     # Full restarts (no trials: the patience would start again), all trained, stopped.
-    assert est.init_epochs_ is None and len(est.restarts_) == 3
+    assert est.trial_epochs_ is None and len(est.restarts_) == 3
     assert est.converged_ and est.n_iter_ == 3
 
 
-def test_n_init_and_init_epochs_auto():
-    from sk_gmvae._training import resolve_params
+def _config(params, rows, features):
+    from sk_gmvae._config import resolve_config
 
+    return resolve_config(params, rows, features, "gaussian", "cpu")
+
+
+def test_n_init_and_trial_epochs_auto():
     params = GMVAEClustering(pretrain_epochs=0).get_params()
-    small, large = resolve_params(params, 1_797, 64), resolve_params(params, 50_000, 784)
-    assert small["n_init"] == 4 and large["n_init"] == 1
+    small, large = _config(params, 1_797, 64), _config(params, 50_000, 784)
+    assert small.n_init == 4 and large.n_init == 1
     # A sixth of the epochs: 3,600 steps of 18 are 200 epochs, trials of 34.
-    assert small["max_epochs"] == 200 and small["init_epochs"] == 34
-    vade = resolve_params({**params, "max_epochs": 12, "pretrain_epochs": 4}, 500, 5)
-    assert vade["init_epochs"] == 5  # past the autoencoder's pretraining
+    assert small.max_epochs == 200 and small.trial_epochs == 34
+    assert large.trial_epochs is None  # one restart: nothing to rank
+    vade = _config({**params, "max_epochs": 12, "pretrain_epochs": 4}, 500, 5)
+    assert vade.trial_epochs == 5  # past the autoencoder's pretraining
 
 
 def test_trials_never_rank_during_pretraining(blobs):
     X, _ = blobs
-    est = GMVAEClustering(3, variant="vade", n_init=2, init_epochs=2, pretrain_epochs=2, **SMALL)
+    est = GMVAEClustering(3, variant="vade", n_init=2, trial_epochs=2, pretrain_epochs=2, **SMALL)
     with pytest.raises(ValueError, match="pretraining"):
         est.fit(X)
 
@@ -641,13 +628,13 @@ def test_learning_rate_decays_exponentially_to_the_asked_ratio(blobs):
     ],
 )
 def test_auto_parameters_follow_the_data_size(rows, features, expected):
-    from sk_gmvae._training import AUTO_STEPS, resolve_params
+    from sk_gmvae._config import AUTO_STEPS
 
-    params = resolve_params(GMVAEClustering(eta=0.8).get_params(), rows, features)
+    config = _config(GMVAEClustering(eta=0.8).get_params(), rows, features)
     for key, value in expected.items():
-        assert params[key] == value
-    assert params["entropy_weight"] == (0.4 if rows < 10_000 else 0.0)
-    steps = params["max_epochs"] * -(-rows // 100)  # epochs x ceil(rows / batch)
+        assert getattr(config, key) == value
+    assert config.entropy_weight == (0.4 if rows < 10_000 else 0.0)
+    steps = config.max_epochs * -(-rows // 100)  # epochs x ceil(rows / batch)
     assert AUTO_STEPS <= steps < AUTO_STEPS + -(-rows // 100)
 
 

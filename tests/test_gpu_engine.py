@@ -63,7 +63,8 @@ def test_one_host_transfer_per_epoch(blobs, monkeypatch, n_init):
         def on_epoch_end(self, net, **kwargs):
             reads["active"] = False
 
-    from sk_gmvae._training import build_net, resolve_params
+    from sk_gmvae._config import resolve_config
+    from sk_gmvae._training import build_net
 
     X = torch.tensor(blobs, dtype=torch.float32)
     seed = 0 if n_init == 1 else [0, 1]
@@ -71,8 +72,8 @@ def test_one_host_transfer_per_epoch(blobs, monkeypatch, n_init):
     for batch_size in (32, 8):  # 5 and 17 steps per epoch
         counter.initialize()
         est = GMVAEClustering(3, **{**SMALL, "batch_size": batch_size})
-        params = resolve_params(est.get_params(), len(blobs), 4)
-        net = build_net(params, 4, "gaussian", "cpu", seed)
+        config = resolve_config(est.get_params(), len(blobs), 4, "gaussian", "cpu")
+        net = build_net(config, seed)
         net.set_params(callbacks=[*net.callbacks, ("count", counter), ("window", Window())])
         net.fit(X)
         assert len(net.history[-1, "batches"]) == len(net.get_iterator(net.get_dataset(X), True))

@@ -8,7 +8,7 @@ from reference_elbo import reference_negative_elbo
 from torch import nn
 
 from sk_gmvae._model import VARIANTS, MixtureVAE, OneHotConcatLinear
-from sk_gmvae._objective import NegativeELBO, elbo_terms
+from sk_gmvae._objective import WeightedNegativeELBO, elbo_terms
 
 
 def _model(variant, likelihood="bernoulli", D=7, K=4, L=3, H=(8, 6)):
@@ -60,8 +60,8 @@ def test_kl_y_and_entropy_add_to_log_k():
 
 def test_default_loss_is_negative_elbo_and_weights_enter_as_documented():
     terms = elbo_terms(_model("gmvae")(_data("bernoulli")))
-    torch.testing.assert_close(NegativeELBO()(terms), -terms.elbo.mean())
-    weighted = NegativeELBO(beta=0.5, eta=2.0, entropy_weight=0.3)(terms)
+    torch.testing.assert_close(WeightedNegativeELBO()(terms), -terms.elbo.mean())
+    weighted = WeightedNegativeELBO(beta=0.5, eta=2.0, entropy_weight=0.3)(terms)
     expected = (
         -terms.reconstruction + 0.5 * terms.kl_z + 2.0 * terms.kl_y + 0.3 * terms.entropy
     ).mean()

@@ -10,8 +10,7 @@ import torch
 from sklearn.datasets import make_blobs
 
 from sk_gmvae import GMVAEClustering
-from sk_gmvae._inference import float64_copy, posterior
-from sk_gmvae.persistence import load_weights, save_weights
+from sk_gmvae.persistence import FORMAT, load_weights, save_weights
 
 
 @pytest.fixture(scope="module")
@@ -35,30 +34,11 @@ def test_weights_round_trip(fitted, tmp_path):
     np.testing.assert_array_equal(loaded.labels_, est.labels_)
     assert loaded.get_params() == {**est.get_params(), "device": "cpu"}  # where it was loaded
     assert loaded.n_iter_ == 3 and loaded.history_[-1, "train_elbo"] == est.lower_bound_
-    assert (loaded.n_init_, loaded.init_epochs_) == (est.n_init_, est.init_epochs_) == (4, 1)
+    assert (loaded.n_init_, loaded.trial_epochs_) == (est.n_init_, est.trial_epochs_) == (4, 1)
     assert loaded.posterior_samples_ == est.posterior_samples_ == 64
     # It can go on training.
     loaded.set_params(warm_start=True, max_epochs=1).fit(X)
     assert loaded.n_iter_ == 4
-
-
-def test_models_saved_before_posterior_samples_keep_q_y_given_x(fitted, tmp_path):
-    est, X = fitted
-    save_weights(est, tmp_path / "m.pt")
-    payload = torch.load(tmp_path / "m.pt", weights_only=True)
-    del payload["params"]["posterior_samples"], payload["fitted"]["posterior_samples_"]
-    torch.save(payload, tmp_path / "old.pt")
-    old = load_weights(tmp_path / "old.pt", device="cpu")
-    assert old.posterior_samples == old.posterior_samples_ == 0
-    q = posterior(float64_copy(est.net_.module_), X, torch.float64)
-    np.testing.assert_allclose(old.predict_proba(X), q, rtol=1e-12, atol=1e-12)
-    assert np.abs(est.predict_proba(X) - q).max() > 1e-6  # the saved model's is p(y|x)
-    # A pickle from before the parameter, likewise.
-    state = pickle.loads(pickle.dumps(est)).__getstate__()
-    del state["posterior_samples"], state["posterior_samples_"]
-    restored = GMVAEClustering.__new__(GMVAEClustering)
-    restored.__setstate__(state)
-    assert restored.posterior_samples == restored.posterior_samples_ == 0
 
 
 def test_weights_file_holds_no_code(fitted, tmp_path):
@@ -136,22 +116,8 @@ def test_truncated_or_foreign_files_give_clear_errors(fitted, tmp_path):
     torch.save([1, 2], tmp_path / "list.pt")
     with pytest.raises(ValueError, match="not an sk_gmvae weights file"):
         load_weights(tmp_path / "list.pt")
-    torch.save({"format": "sk_gmvae.weights/2", "params": {}}, tmp_path / "part.pt")
+    torch.save({"format": FORMAT, "params": {}}, tmp_path / "part.pt")
     with pytest.raises(ValueError, match="incomplete"):
         load_weights(tmp_path / "part.pt")
 
 
-def test_version_1_files_load_in_label_order(fitted, tmp_path):
-    est, X = fitted
-    save_weights(est, tmp_path / "m.pt")
-    payload = torch.load(tmp_path / "m.pt", weights_only=True)
-    # A version-1 file: the module in its training order, the permutation beside it.
-    order = np.array([1, 2, 0])
-    net = pickle.loads(pickle.dumps(est.net_))
-    net.permute_clusters(np.argsort(order))
-    payload["state_dict"] = {k: v.cpu() for k, v in net.module_.state_dict().items()}
-    payload["fitted"]["cluster_order"] = torch.as_tensor(order)
-    payload["format"] = "sk_gmvae.weights/1"
-    torch.save(payload, tmp_path / "v1.pt")
-    loaded = load_weights(tmp_path / "v1.pt", device="cpu")
-    np.testing.assert_allclose(loaded.predict_proba(X), est.predict_proba(X), atol=1e-12)

@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from sklearn.base import clone
 from sklearn.datasets import make_blobs
 
 from sk_gmvae import GMVAEClustering
@@ -78,23 +79,26 @@ def test_posterior_labels_are_stable_and_in_label_order():
 
 
 def test_posterior_samples_auto_follows_the_data_size():
-    from sk_gmvae._training import AUTO_POSTERIOR_SAMPLES, resolve_params
+    from sk_gmvae._config import AUTO_POSTERIOR_SAMPLES, resolve_config
 
     params = GMVAEClustering().get_params()
-    assert resolve_params(params, 1_797, 64)["posterior_samples"] == AUTO_POSTERIOR_SAMPLES
-    assert resolve_params(params, 50_000, 784)["posterior_samples"] == 0
+    small = resolve_config(params, 1_797, 64, "gaussian", "cpu")
+    assert small.posterior_samples == AUTO_POSTERIOR_SAMPLES
+    assert resolve_config(params, 50_000, 784, "gaussian", "cpu").posterior_samples == 0
 
 
-def test_posterior_samples_true_is_the_default_draws_and_false_is_q_y_given_x():
-    from sk_gmvae._training import AUTO_POSTERIOR_SAMPLES
+def test_posterior_samples_set_after_fit_applies_to_predict():
+    from sk_gmvae._config import AUTO_POSTERIOR_SAMPLES
 
     X, _ = make_blobs(n_samples=60, centers=2, n_features=3, random_state=0)
-    est = GMVAEClustering(2, random_state=0, n_init=1, posterior_samples=True, **SMALL).fit(X)
+    est = GMVAEClustering(2, random_state=0, n_init=1, **SMALL).fit(X)
     assert est.posterior_samples_ == AUTO_POSTERIOR_SAMPLES
     drawn = est.predict_proba(X)
     est.set_params(posterior_samples=AUTO_POSTERIOR_SAMPLES)
     np.testing.assert_array_equal(est.predict_proba(X), drawn)
-    est.set_params(posterior_samples=False)
+    with pytest.raises(ValueError, match="posterior_samples"):
+        clone(est).set_params(posterior_samples=True).fit(X)  # an int, not a bool
+    est.set_params(posterior_samples=0)
     q = posterior(float64_copy(est.net_.module_), X, torch.float64)
     np.testing.assert_allclose(est.predict_proba(X), q, rtol=1e-12, atol=1e-12)
 

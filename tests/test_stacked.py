@@ -117,10 +117,11 @@ def test_kept_restart_trains_on_like_a_lone_net(digits):
 def test_when_restarts_are_stacked():
     from skorch.callbacks import Callback
 
-    from sk_gmvae._training import stacks_restarts
+    from sk_gmvae._config import resolve_config
 
     def stacks(device, **params):
-        return stacks_restarts(GMVAEClustering(**params).get_params(), device)
+        params = GMVAEClustering(**params).get_params()
+        return resolve_config(params, 100, 4, "gaussian", device).stack_restarts
 
     assert stacks("cuda", n_init=2)  # "auto": on CUDA only
     assert not stacks("cpu", n_init=2)
@@ -132,7 +133,7 @@ def test_when_restarts_are_stacked():
 
 
 def test_verbose_table_shows_each_restart(digits, capsys):
-    params = dict(n_init=3, init_epochs=None, stack_restarts=True, verbose=2, random_state=0)
+    params = dict(n_init=3, trial_epochs=None, stack_restarts=True, verbose=2, random_state=0)
     GMVAEClustering(4, **params, **SMALL).fit(digits)
     out = capsys.readouterr().out
     assert "train_restart_loss" in out and out.count(" / ") >= 2 * 3 * 2

@@ -10,7 +10,7 @@ from skorch.callbacks import Callback
 from sk_gmvae import GMVAEClustering
 from sk_gmvae._inference import latent_mean
 from sk_gmvae._model import MixtureVAE
-from sk_gmvae._objective import NegativeELBO, elbo_terms
+from sk_gmvae._objective import WeightedNegativeELBO, elbo_terms
 from sk_gmvae.callbacks import GMMPriorInit, RunCheckpoint, history_records
 
 SMALL = dict(latent_dim=2, hidden_layer_sizes=(8,), batch_size=20, random_state=0)
@@ -47,7 +47,7 @@ def test_loss_weights_the_z_term_and_nothing_else():
     model = MixtureVAE(n_features=5, n_clusters=3, latent_dim=2, hidden_layer_sizes=(8,))
     x, eps = torch.rand(7, 5), torch.randn(7, 3, 2)
     terms = elbo_terms(model(x, eps))
-    criterion = NegativeELBO(beta=0.7, eta=1.3, entropy_weight=0.2)
+    criterion = WeightedNegativeELBO(beta=0.7, eta=1.3, entropy_weight=0.2)
     plain = criterion(terms)
     criterion.kl_weight.fill_(0.25)
     # loss = -rec + w beta kl_z + eta kl_y + entropy_weight H

@@ -21,7 +21,7 @@ class KLWarmup(Callback):
     epochs without it.
 
     Before every optimization step the criterion's ``kl_weight`` w (see
-    ``NegativeELBO``) is set to
+    ``WeightedNegativeELBO``) is set to
 
         w = clip((e + b / B - delay) / epochs, 0, 1)
 

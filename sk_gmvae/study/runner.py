@@ -18,6 +18,7 @@ import threading
 import warnings
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -28,15 +29,7 @@ from skorch.callbacks import Callback
 
 from .._estimator import GMVAEClustering
 from .._stacked import PerRestart
-from .._training import (
-    Run,
-    build_net,
-    resolve_device,
-    resolve_likelihood,
-    resolve_params,
-    restart_seeds,
-    stacks_restarts,
-)
+from .._training import Run, build_net, restart_seeds
 from ..callbacks import ClusteringMonitor, CSVHistoryLogger, RunCheckpoint, read_csv
 from ..callbacks._checkpoint import epochs_done
 
@@ -217,8 +210,8 @@ def run_study(
     done = {run: epochs_done(study.checkpoints(*run)) for run in runs}
     study.bar.update(sum(min(d, epochs) for d in done.values()))
     # The seeds stack when n_init restarts of these settings would (one rule for both).
-    probe = {**GMVAEClustering(**settings).get_params(), "stack_restarts": stack_seeds}
-    stacking = stacks_restarts({**probe, "n_init": len(seeds)}, resolve_device(probe["device"]))
+    probe = GMVAEClustering(**{**settings, "stack_restarts": stack_seeds, "n_init": len(seeds)})
+    stacking = probe._configure(X_train)[1].stack_restarts
     with study.stop.installed():
         for variant in variants:
             if stacking:
@@ -325,24 +318,17 @@ class _Study:
         """Train (or resume) the runs of ``seeds``, all at epoch ``start``, as one
         stacked model; each run's own callbacks follow it (``PerRestart``)."""
         self._announce([f"{variant}-seed{s}" for s in seeds], start)
-        est = self._estimator(variant, seeds[0], start)
-        est._validate_params()  # sklearn's checks of the parameters, as fit makes them
-        params = resolve_params(est.get_params(), *self.X_train.shape)
-        likelihood = resolve_likelihood(params["likelihood"], self.X_train)
-        device = str(resolve_device(params["device"]))
+        # The seeds' fits share one configuration (only random_state differs).
+        _, config = self._estimator(variant, seeds[0], start)._configure(self.X_train)
         net_seeds = [restart_seeds(seed, 1)[0] for seed in seeds]  # as the estimator's
-        n_features = self.X_train.shape[1]
-        lone = [
-            build_net({**params, "callbacks": None}, n_features, likelihood, device, seed)
-            for seed in net_seeds
-        ]
+        lone = [build_net(replace(config, callbacks=()), seed) for seed in net_seeds]
         for net in lone:
             net.initialize()
         follow = PerRestart(lone, [[cb for _, cb in self.callbacks(variant, s)] for s in seeds])
-        stacked = build_net(params, n_features, likelihood, device, net_seeds)
+        stacked = build_net(config, net_seeds)
         stacked.callbacks = [*stacked.callbacks, ("per_restart", follow), self._stopping()]
         stacked.initialize()
-        X = torch.tensor(self.X_train, dtype=torch.float32, device=device)
+        X = torch.tensor(self.X_train, dtype=torch.float32, device=config.device)
         follow.resume(stacked, X)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", "Training was interrupted")
@@ -350,22 +336,13 @@ class _Study:
         self._check_stop(variant, seeds[0])
         if dict(stacked.callbacks_)["divergence_guard"].stopped_:
             return  # the runs go on one by one from their checkpoints
-        for seed, run in zip(seeds, lone, strict=True):
-            self._save(
-                self._adopt(Run(run, start, self.epochs - start), variant, seed), variant, seed
-            )
-
-    def _adopt(self, run: Run, variant: str, seed: int) -> GMVAEClustering:
-        """The fitted estimator of a run trained in a stack, as if it had trained the run
-        alone: its ``fit`` takes the run instead of training (labels in the same order,
-        the same prototypes)."""
-
-        class _Trained(GMVAEClustering):
-            def _train(self, restarts: Any, X: Any) -> list[Run]:
-                return [run]
-
-        start = run.epochs_before
-        return _Trained(**self._estimator(variant, seed, start).get_params()).fit(self.X_train)
+        for seed, net in zip(seeds, lone, strict=True):
+            # Each run becomes the fitted estimator of its seed, as if it had trained
+            # alone (labels in the same order, the same prototypes).
+            est = self._estimator(variant, seed, start)
+            X_checked, config = est._configure(self.X_train)
+            run = Run(net, start, self.epochs - start)
+            self._save(est._adopt(run, X_checked, config), variant, seed)
 
     def _save(self, est: Any, variant: str, seed: int) -> None:
         if self.prototypes:

@@ -1,0 +1,316 @@
+"""The one place where ``GMVAEClustering``'s ``"auto"`` values are decided.
+
+:func:`resolve_config` turns the estimator's parameters and the shape of the training
+data into a :class:`FitConfig`: a frozen, typed record of everything a fit builds and
+trains with. The nets, the restarts and the estimator read that record; none of them
+decides an ``"auto"`` value of its own.
+
+The rules that depend on the size of the data are one table, :data:`PRESETS`: data of
+fewer than :data:`LARGE_DATA_ROWS` rows take the ``"small"`` column, larger data the
+``"large"`` one. Why each rule is what it is, with the measurement behind it and the
+command that repeats it, is on the documentation's "Why the defaults" page
+(docs/defaults.md); the code holds only the rules.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from skorch.callbacks import EarlyStopping
+
+from .callbacks._checkpoint import RunCheckpoint
+
+
+@dataclass(frozen=True)
+class DataPreset:
+    """The ``"auto"`` values that depend on the size of the training data."""
+
+    binarize: bool  # dynamic binarization of Bernoulli data
+    entropy_share: float  # entropy_weight = entropy_share * eta
+    n_init: int  # restarts
+    posterior_samples: int  # importance draws of p(y|x) for assigning rows (0: q(y|x))
+
+
+# docs/defaults.md, "Small and large data".
+LARGE_DATA_ROWS = 10_000
+PRESETS = {
+    "small": DataPreset(binarize=False, entropy_share=0.5, n_init=4, posterior_samples=64),
+    "large": DataPreset(binarize=True, entropy_share=0.0, n_init=1, posterior_samples=0),
+}
+# docs/defaults.md, "Training length": optimizer steps of a max_epochs="auto" training.
+AUTO_STEPS = 3600
+# docs/defaults.md, "Restarts": a restart's trial is this fraction of max_epochs.
+TRIAL_FRACTION = 1 / 6
+# The number of importance draws that posterior_samples="auto" stands for on small data.
+AUTO_POSTERIOR_SAMPLES = PRESETS["small"].posterior_samples
+
+
+def preset(n_samples: int) -> DataPreset:
+    """The column of :data:`PRESETS` for training data of ``n_samples`` rows."""
+    return PRESETS["small" if n_samples < LARGE_DATA_ROWS else "large"]
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    """Everything one fit builds and trains with, every ``"auto"`` resolved.
+
+    The fields are the estimator's parameters of the same names, except:
+    ``n_features`` (columns of X), ``likelihood`` and ``device`` (resolved from X and
+    the machine), ``trial_epochs`` (None when every restart trains ``max_epochs``) and
+    ``stack_restarts`` (whether the restarts train at once, as one stacked model).
+    """
+
+    n_features: int
+    n_clusters: int
+    variant: str
+    likelihood: str
+    latent_dim: int
+    hidden_layer_sizes: tuple[int, ...]
+    binarize: bool
+    min_variance: float
+    beta: float
+    eta: float
+    entropy_weight: float
+    kl_warmup: float
+    pretrain_epochs: int
+    max_epochs: int
+    batch_size: int
+    learning_rate: float
+    learning_rate_decay: float
+    optimizer: Any
+    max_grad_norm: float | None
+    tol: float | None
+    n_iter_no_change: int
+    validation_fraction: float | None
+    verbose: int
+    device: str
+    n_init: int
+    trial_epochs: int | None
+    restart_selection: str
+    stack_restarts: bool
+    posterior_samples: int
+    callbacks: tuple = ()
+    net_params: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def checkpoints_runs(self) -> bool:
+        """Whether a ``RunCheckpoint`` among the callbacks resumes one run from its files."""
+        return has_callback(self.callbacks, RunCheckpoint)
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """The torch device of the estimator's ``device`` parameter (``"auto"``: CUDA when
+    available, else the CPU); a clear ``ValueError`` for an unusable one."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"device={device!r} is not a valid torch device.") from exc
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} was requested but CUDA is not available.")
+    return resolved
+
+
+def resolve_likelihood(likelihood: str, X: np.ndarray) -> str:
+    """The observation model of the estimator's ``likelihood`` parameter for data X
+    (``"auto"``: Bernoulli when every value lies in [0, 1], else Gaussian); a
+    ``ValueError`` for a Bernoulli likelihood on data outside [0, 1]."""
+    in_unit_interval = X.size > 0 and X.min() >= 0.0 and X.max() <= 1.0
+    if likelihood == "auto":
+        return "bernoulli" if in_unit_interval else "gaussian"
+    if likelihood == "bernoulli" and not in_unit_interval:
+        raise ValueError(
+            "likelihood='bernoulli' needs every value of X in [0, 1]; scale the data "
+            "(e.g. MinMaxScaler) or use likelihood='gaussian'."
+        )
+    return likelihood
+
+
+def hidden_sizes(hidden_layer_sizes: Any) -> tuple[int, ...]:
+    """``hidden_layer_sizes`` (an int or a sequence of ints) as a tuple of positive ints."""
+    sizes = np.atleast_1d(np.asarray(hidden_layer_sizes))
+    if (
+        sizes.ndim != 1
+        or sizes.size == 0
+        or not np.issubdtype(sizes.dtype, np.integer)
+        or (sizes < 1).any()
+    ):
+        raise ValueError(
+            "hidden_layer_sizes must be a positive int or a non-empty sequence of "
+            f"positive ints, got {hidden_layer_sizes!r}."
+        )
+    return tuple(int(s) for s in sizes)
+
+
+# skorch settings that an estimator parameter holds: the parameter to set instead.
+_HELD_BY_PARAMETERS = {
+    "module": "variant",
+    "criterion": "beta, eta, entropy_weight",
+    "optimizer": "optimizer",
+    "lr": "learning_rate",
+    "max_epochs": "max_epochs",
+    "batch_size": "batch_size",
+    "iterator_train": "(fixed)",
+    "train_split": "validation_fraction",
+    "callbacks": "callbacks",
+    "device": "device",
+    "verbose": "verbose",
+    "random_state": "random_state",
+    "warm_start": "warm_start",
+}
+_HELD_PREFIXES = ("module__", "criterion__", "callbacks__")
+# The net's engine switches that net_params may set, and the values each takes.
+ENGINE_SWITCHES = {
+    "precision": ("float32", "tf32", "bfloat16"),
+    "compile": (True, False),
+    "cuda_graph": ("auto", True, False),
+}
+
+
+def check_net_params(net_params: Mapping[str, Any] | None) -> None:
+    """A ``ValueError`` for a ``net_params`` key that an estimator parameter holds, or an
+    engine switch (``precision``, ``compile``, ``cuda_graph``) with a value it does not
+    take."""
+    for key, value in (net_params or {}).items():
+        if not isinstance(key, str):
+            raise ValueError(f"net_params keys must be strings, got {key!r}.")
+        if key in _HELD_BY_PARAMETERS:
+            raise ValueError(
+                f"net_params[{key!r}] is set by the estimator's parameter "
+                f"{_HELD_BY_PARAMETERS[key]}; set that instead."
+            )
+        if key.startswith(_HELD_PREFIXES):
+            raise ValueError(
+                f"net_params[{key!r}]: the module and criterion are configured by the "
+                "estimator's parameters (variant, latent_dim, beta, ...)."
+            )
+        allowed = ENGINE_SWITCHES.get(key)
+        if allowed is not None and not any(
+            value is a or (isinstance(a, str) and value == a) for a in allowed
+        ):
+            raise ValueError(f"net_params[{key!r}] must be one of {allowed}, got {value!r}.")
+
+
+def has_callback(callbacks: Sequence | None, kind: type) -> bool:
+    """Whether ``callbacks`` (instances or ``(name, instance)`` pairs) hold a ``kind``."""
+    found = [cb[1] if isinstance(cb, tuple) else cb for cb in callbacks or []]
+    return any(isinstance(cb, kind) for cb in found)
+
+
+def _trial_epochs(
+    trial: int | str | None, max_epochs: int, pretrain_epochs: int, n_init: int, stops_early: bool
+) -> int | None:
+    """Epochs of each restart's trial before the restarts are ranked, or None when every
+    restart trains ``max_epochs``: one restart, ``trial_epochs=None`` or not shorter
+    than ``max_epochs``, or early stopping (whose patience would start again with the
+    kept run's continuation). ``"auto"``: ``TRIAL_FRACTION`` of ``max_epochs``, rounded
+    up, and at least one epoch past VaDE's pretraining."""
+    if trial == "auto":
+        trial = max(math.ceil(max_epochs * TRIAL_FRACTION), pretrain_epochs + 1)
+    if n_init == 1 or trial is None or stops_early or trial >= max_epochs:
+        return None
+    return int(trial)
+
+
+def _stacks(params: Mapping[str, Any], n_init: int, device: str) -> bool:
+    """Whether the ``n_init`` restarts train at once as one stacked model on ``device``.
+    Never with early stopping (per restart), user callbacks (which expect a plain net),
+    a validation split or VaDE's pretraining (one net at a time); ``"auto"``: on CUDA only
+    (docs/defaults.md, "Stacked restarts")."""
+    if (
+        n_init == 1
+        or params["tol"] is not None
+        or params["callbacks"]
+        or params["validation_fraction"]
+        or params["pretrain_epochs"]
+    ):
+        return False
+    if params["stack_restarts"] == "auto":
+        return torch.device(device).type == "cuda"
+    return bool(params["stack_restarts"])
+
+
+def resolve_config(
+    params: Mapping[str, Any], n_samples: int, n_features: int, likelihood: str, device: str
+) -> FitConfig:
+    """The :class:`FitConfig` of an estimator with parameters ``params`` (its
+    ``get_params()``) on data of ``n_samples`` rows and ``n_features`` columns, with the
+    ``likelihood`` and ``device`` already resolved (:func:`resolve_likelihood`,
+    :func:`resolve_device`).
+
+    The ``"auto"`` rules (docs/defaults.md):
+
+    - ``hidden_layer_sizes``: two layers of width clip(n_features, 64, 512);
+    - ``latent_dim``: clip(n_features // 8, 10, 64);
+    - ``max_epochs``: enough epochs for ``AUTO_STEPS`` optimizer steps;
+    - ``binarize``, ``n_init``, ``posterior_samples``: the data's :data:`PRESETS`
+      column; ``entropy_weight``: its ``entropy_share`` times ``eta``; ``n_init`` is 1
+      with a ``RunCheckpoint`` (it resumes one run);
+    - ``trial_epochs``: see :func:`_trial_epochs`; ``stack_restarts``: :func:`_stacks`.
+    """
+    data = preset(n_samples)
+    if isinstance(params["hidden_layer_sizes"], str):
+        width = int(np.clip(n_features, 64, 512))
+        hidden = (width, width)
+    else:
+        hidden = hidden_sizes(params["hidden_layer_sizes"])
+    latent_dim = params["latent_dim"]
+    if latent_dim == "auto":
+        latent_dim = int(np.clip(n_features // 8, 10, 64))
+    max_epochs = params["max_epochs"]
+    if max_epochs == "auto":
+        steps_per_epoch = math.ceil(n_samples / params["batch_size"])
+        max_epochs = max(1, math.ceil(AUTO_STEPS / steps_per_epoch))
+    binarize = data.binarize if params["binarize"] == "auto" else bool(params["binarize"])
+    entropy_weight = params["entropy_weight"]
+    if entropy_weight == "auto":
+        entropy_weight = data.entropy_share * params["eta"]
+    callbacks = tuple(params["callbacks"] or ())
+    n_init = params["n_init"]
+    if n_init == "auto":
+        n_init = 1 if has_callback(callbacks, RunCheckpoint) else data.n_init
+    samples = params["posterior_samples"]
+    samples = data.posterior_samples if samples == "auto" else int(samples)
+    stops_early = params["tol"] is not None or has_callback(callbacks, EarlyStopping)
+    trial = _trial_epochs(
+        params["trial_epochs"], max_epochs, params["pretrain_epochs"], n_init, stops_early
+    )
+    return FitConfig(
+        n_features=int(n_features),
+        n_clusters=int(params["n_clusters"]),
+        variant=params["variant"],
+        likelihood=likelihood,
+        latent_dim=int(latent_dim),
+        hidden_layer_sizes=hidden,
+        binarize=binarize,
+        min_variance=float(params["min_variance"]),
+        beta=float(params["beta"]),
+        eta=float(params["eta"]),
+        entropy_weight=float(entropy_weight),
+        kl_warmup=float(params["kl_warmup"]),
+        pretrain_epochs=int(params["pretrain_epochs"]),
+        max_epochs=int(max_epochs),
+        batch_size=int(params["batch_size"]),
+        learning_rate=float(params["learning_rate"]),
+        learning_rate_decay=float(params["learning_rate_decay"]),
+        optimizer=params["optimizer"],
+        max_grad_norm=params["max_grad_norm"],
+        tol=params["tol"],
+        n_iter_no_change=int(params["n_iter_no_change"]),
+        validation_fraction=params["validation_fraction"],
+        verbose=int(params["verbose"]),
+        device=str(device),
+        n_init=int(n_init),
+        trial_epochs=trial,
+        restart_selection=params["restart_selection"],
+        stack_restarts=_stacks(params, int(n_init), device),
+        posterior_samples=samples,
+        callbacks=callbacks,
+        net_params=dict(params["net_params"] or {}),
+    )
