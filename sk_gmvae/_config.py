@@ -197,6 +197,30 @@ def check_net_params(net_params: Mapping[str, Any] | None) -> None:
             raise ValueError(f"net_params[{key!r}] must be one of {allowed}, got {value!r}.")
 
 
+def unscaled_warning(X: np.ndarray, likelihood: str) -> str | None:
+    """Why real-valued X looks unstandardized for the Gaussian likelihood (None if it
+    does not): the features' standard deviations differ by more than a factor of 10,
+    or a feature's mean lies more than 10 of its standard deviations from 0. The
+    networks start at unit scale, and on such data training can put every row in one
+    cluster (docs/defaults.md, "Other rules")."""
+    if likelihood != "gaussian" or len(X) < 2:
+        return None
+    std = X.std(axis=0)
+    varying = std > 0
+    if not varying.any():
+        return None
+    spread = std[varying].max() / std[varying].min()
+    offset = (np.abs(X.mean(axis=0))[varying] / std[varying]).max()
+    if spread <= 10 and offset <= 10:
+        return None
+    return (
+        f"X does not look standardized (feature standard deviations from "
+        f"{std[varying].min():.3g} to {std[varying].max():.3g}); the Gaussian likelihood "
+        "expects features of similar scale, and unscaled data can end in one cluster. "
+        "Scale X first, e.g. make_pipeline(StandardScaler(), GMVAEClustering(...))."
+    )
+
+
 def has_callback(callbacks: Sequence | None, kind: type) -> bool:
     """Whether ``callbacks`` (instances or ``(name, instance)`` pairs) hold a ``kind``."""
     found = [cb[1] if isinstance(cb, tuple) else cb for cb in callbacks or []]

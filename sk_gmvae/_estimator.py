@@ -30,6 +30,7 @@ from ._config import (
     resolve_config,
     resolve_device,
     resolve_likelihood,
+    unscaled_warning,
 )
 from ._inference import (
     decoded_mean,
@@ -509,6 +510,8 @@ trial_epochs_, posterior_samples_
         """
         continuing = self.warm_start and hasattr(self, "net_")
         X, config = self._configure(X, continuing)
+        if (message := unscaled_warning(X, config.likelihood)) is not None:
+            warnings.warn(message, UserWarning, stacklevel=3)
         # The training data go to the device once; batches are slices of it.
         X_train = torch.tensor(X, dtype=torch.float32, device=config.device)
         # Every random draw of training comes from the nets' own generators, seeded here.
@@ -525,7 +528,16 @@ trial_epochs_, posterior_samples_
             run = restarts.finish(runs, kept, X_train)
         for message in run.warnings(config.tol, len(runs), len(seeds)):
             warnings.warn(message, ConvergenceWarning, stacklevel=3)
-        return self._adopt(run, X, config, scores)
+        self._adopt(run, X, config, scores)
+        found = len(np.unique(self.labels_))
+        if found < min(config.n_clusters, len(X)):
+            warnings.warn(
+                f"Number of distinct clusters ({found}) found smaller than n_clusters "
+                f"({config.n_clusters}); the other clusters were left empty.",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+        return self
 
     def _fitted_config(self, config: FitConfig) -> FitConfig:
         """``config`` with the resolved values of the fitted model (a warm start keeps

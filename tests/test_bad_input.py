@@ -1,5 +1,7 @@
 """Odd and bad input: a clear error or a correct result, never a crash inside torch."""
 
+import warnings
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -148,3 +150,24 @@ def test_integer_parameters_refuse_bools(name):
     X = np.random.default_rng(0).normal(size=(20, 3))
     with pytest.raises(ValueError, match=f"{name}.*not a bool"):
         GMVAEClustering(**{**TINY, name: True}).fit(X)
+
+
+def test_unstandardized_real_data_is_flagged_not_clustered_silently():
+    rng = np.random.default_rng(0)
+    raw = rng.normal(size=(40, 3)) * [0.1, 1.0, 300.0] + [0.0, 5.0, 700.0]  # wine-like
+    with pytest.warns(UserWarning, match="does not look standardized.*StandardScaler"):
+        GMVAEClustering(2, n_init=1, **TINY).fit(raw)
+    scaled = (raw - raw.mean(0)) / raw.std(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        GMVAEClustering(2, n_init=1, **TINY).fit(scaled)  # no such warning
+        GMVAEClustering(2, n_init=1, **TINY).fit(rng.uniform(size=(40, 3)))  # Bernoulli
+
+
+def test_empty_clusters_are_reported_as_kmeans_does():
+    from sklearn.exceptions import ConvergenceWarning
+
+    X = np.ones((12, 2))  # one distinct row: one cluster can be found
+    with pytest.warns(ConvergenceWarning, match=r"distinct clusters \(1\).*n_clusters \(3\)"):
+        est = GMVAEClustering(3, n_init=1, **TINY).fit(X)
+    assert np.unique(est.labels_).tolist() == [0]
