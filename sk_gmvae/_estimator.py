@@ -619,14 +619,14 @@ trial_epochs_, posterior_samples_
         """(K, L) means and variances of the per-cluster Gaussians, in label order."""
         check_is_fitted(self)
         module = self._inference_module_
-        table = {"gmvae": "prior", "vade": "prior", "modified_m2": "dec_first"}.get(module.variant)
-        if table is None:
+        with torch.no_grad():
+            gaussians = module.cluster_gaussians()
+        if gaussians is None:
             raise AttributeError(
                 f"variant={module.variant!r} has no per-cluster Gaussians (means_, "
                 "covariances_); 'gmvae', 'vade' and 'modified_m2' have them."
             )
-        with torch.no_grad():
-            mean, var = getattr(module, table).params()
+        mean, var = gaussians
         return mean.cpu().numpy(), var.cpu().numpy()
 
     @property
@@ -771,18 +771,9 @@ trial_epochs_, posterior_samples_
         check_is_fitted(self)
         _check_positive_int(n_samples, "n_samples")
         rng = check_random_state(self.random_state)
-        module = self._inference_module_
-        with torch.no_grad():
-            weights = module.log_prior_y().exp().cpu().numpy()  # p(y): 1/K, or VaDE's pi
-        counts = rng.multinomial(n_samples, weights / weights.sum())
-        labels = np.repeat(np.arange(self.n_clusters), counts)
         with torch.inference_mode():
-            shape = (n_samples, module.latent_dim)
-            eps, generator = seeded_normal(module, shape, rng.randint(SEED_MAX), torch.float64)
-            rows = torch.arange(n_samples, device=eps.device)
-            params = module.generate(eps)[rows, torch.as_tensor(labels, device=eps.device)]
-            X = module.likelihood.sample(params, generator=generator)
-        return X.cpu().numpy(), labels
+            X, y = self._inference_module_.sample(n_samples, rng)
+        return X.cpu().numpy(), y.cpu().numpy()
 
     def transform(self, X: np.ndarray) -> np.ndarray:
         """Latent embedding: the mean of q(z|x), E_q[z|x] = sum_y q(y|x) mu(x, y).

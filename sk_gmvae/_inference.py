@@ -8,6 +8,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from ._model import seeded_normal
 from ._objective import elbo_terms
 
 # Chunks are sized so that the largest (rows, K, width) tensor holds at most this many
@@ -95,21 +96,6 @@ def model_posterior(
         return torch.softmax(module.log_prior_y() + log_evidence, -1)
 
     return map_batches(proba, X, module, dtype)
-
-
-def seeded_normal(
-    module: torch.nn.Module, shape: tuple[int, ...], seed: int, dtype: torch.dtype
-) -> tuple[torch.Tensor, torch.Generator]:
-    """Standard normal noise of ``shape`` on the module's device, from a generator of its
-    own (the global torch RNG is not touched), and a generator on that device for further
-    draws. The noise is drawn on the CPU whatever the device, so that a seed gives the
-    same noise, hence the same scores and clusters, on a GPU and on the CPU."""
-    device = next(module.parameters()).device
-    cpu = torch.Generator().manual_seed(int(seed))
-    eps = torch.randn(shape, generator=cpu, dtype=dtype).to(device)
-    # On the CPU further draws continue the same stream.
-    generator = cpu if device.type == "cpu" else torch.Generator(device).manual_seed(int(seed))
-    return eps, generator
 
 
 def elbo(module: torch.nn.Module, X: np.ndarray, seed: int, dtype: torch.dtype) -> np.ndarray:

@@ -1,11 +1,12 @@
-"""The probabilistic model: inference networks, priors and decoders of the three variants.
+"""The probabilistic model of the four variants: a generative model p and an inference
+model q, read as the model and the guide of Pyro's semi-supervised VAE (``ss_vae_M2.py``).
 
-All variants share the inference networks
+The generative model p(y) p(z|y) p(x|z, y)
+------------------------------------------
 
-    q(y|x)   = softmax(MLP(x))                                   (n, K)
-    q(z|x,y) = N(mu(x, y), diag sigma2(x, y)),  sigma2 = softplus(.)
-
-and differ only in how y enters the generative model:
+y is a cluster, p(y) = 1/K (VaDE: learned weights pi = softmax(log_weights)); z a latent
+code; x is drawn from the likelihood (Bernoulli or Gaussian) of a decoder's output. The
+variants differ only in how y enters:
 
     ==============  ================  ==========================================
     variant         prior on z        decoder input (first layer, then an MLP)
@@ -13,20 +14,31 @@ and differ only in how y enters the generative model:
     ``m2``          N(0, I)           W [z; onehot(y)] + b
     ``modified_m2`` N(0, I)           mu_y + sqrt(sigma2_y) * z   (per-cluster scale)
     ``gmvae``       N(mu_y, sigma2_y) W z + b                      (y only via the prior)
-    ``vade``        N(mu_y, sigma2_y) W z + b, with learned p(y) = pi (see below)
+    ``vade``        N(mu_y, sigma2_y) W z + b, with learned p(y) = pi
     ==============  ================  ==========================================
-
-VaDE (Jiang et al., 2017) has the GMVAE's generative model with learned mixture weights
-pi, but one Gaussian q(z|x) (no y in the encoder) and no q(y|x) network: q(y|x) is the
-mixture's responsibility of the sampled z, p(y|z) = pi_y N(z; mu_y, sigma2_y) / sum.
-Its ELBO is the same sum over y, with z_y = z for every y and KL(q(y|x) || pi).
 
 Each first layer is followed by a ReLU and the remaining hidden layers. In the modified
 M2 the per-cluster affine map of z *replaces* the first hidden layer (as in the study's
-code: ReLU(mu_y + sigma_y z) in R^L, then 512, then the output).
+code: ReLU(mu_y + sigma_y z) in R^L, then 512, then the output). The per-cluster
+Gaussians N(mu_y, sigma2_y) (``ClusterGaussian``) are the prior of the GMVAE and VaDE and
+the first layer of the modified M2's decoder; M2 has none.
 
-The discrete y is never sampled: every forward pass evaluates all K values of y at once,
-as tensors with a cluster axis of length K, so the ELBO can sum over y exactly.
+The inference model q(y|x) q(z|x, y)
+------------------------------------
+
+All variants but VaDE share the inference networks
+
+    q(y|x)   = softmax(MLP(x))                                   (n, K)
+    q(z|x,y) = N(mu(x, y), diag sigma2(x, y)),  sigma2 = softplus(.)
+
+VaDE (Jiang et al., 2017) has one Gaussian q(z|x) (no y in the encoder) and no q(y|x)
+network: q(y|x) is the mixture's responsibility of the sampled z, p(y|z) = pi_y
+N(z; mu_y, sigma2_y) / sum (``MixtureVAE.infers_y_by_prior``). Its ELBO is the same sum
+over y, with z_y = z for every y and KL(q(y|x) || pi).
+
+The discrete y is never sampled during training or inference: every forward pass
+evaluates all K values of y at once, as tensors with a cluster axis of length K, so the
+ELBO can sum over y exactly (only ``MixtureVAE.sample`` draws y, from p(y)).
 """
 
 from __future__ import annotations
@@ -35,6 +47,7 @@ import math
 from collections.abc import Sequence
 from typing import NamedTuple
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -46,6 +59,27 @@ LIKELIHOODS = ("bernoulli", "gaussian")
 # Smallest observation variance of the Gaussian likelihood; keeps log p(x|z) bounded on
 # constant features (which a decoder can otherwise fit with variance -> 0).
 _MIN_OBS_VARIANCE = 1e-3
+# Bound of the torch seeds that ``MixtureVAE.sample`` draws from a RandomState (the same
+# bound as every seed the package draws).
+_SEED_MAX = np.iinfo(np.int32).max
+# Smallest variance, above ``min_variance``, that ``ClusterGaussian.set_`` writes: the
+# inverse softplus of 0 is -inf.
+_MIN_SET_VARIANCE = 1e-6
+
+
+def seeded_normal(
+    module: nn.Module, shape: tuple[int, ...], seed: int, dtype: torch.dtype
+) -> tuple[Tensor, torch.Generator]:
+    """Standard normal noise of ``shape`` on the module's device, from a generator of its
+    own (the global torch RNG is not touched), and a generator on that device for further
+    draws. The noise is drawn on the CPU whatever the device, so that a seed gives the
+    same noise, hence the same scores and clusters, on a GPU and on the CPU."""
+    device = next(module.parameters()).device
+    cpu = torch.Generator().manual_seed(int(seed))
+    eps = torch.randn(shape, generator=cpu, dtype=dtype).to(device)
+    # On the CPU further draws continue the same stream.
+    generator = cpu if device.type == "cpu" else torch.Generator(device).manual_seed(int(seed))
+    return eps, generator
 
 
 class ModelOutput(NamedTuple):
@@ -151,6 +185,23 @@ class ClusterGaussian(nn.Module):
         var = _positive(F.softplus(self.scale.weight.T + self.scale.bias) + self.min_variance)
         return mean, var
 
+    def set_(self, means: np.ndarray, variances: np.ndarray) -> list[nn.Parameter]:
+        """Make the Gaussians N(means_y, diag variances_y), both (K, L), in place: the
+        inverse of ``params``. Variances below ``min_variance + 1e-6`` are raised to it.
+        Returns the parameters written.
+        """
+        # var_y = softplus(raw) + min_variance, so raw = softplus^-1(v) = v + log(1 - e^-v)
+        # with v = var_y - min_variance; in NumPy, in the arrays' dtype, as the prior has
+        # always been set, so that runs reproduce bit for bit.
+        v = np.maximum(np.asarray(variances) - self.min_variance, _MIN_SET_VARIANCE)
+        raw = v + np.log(-np.expm1(-v))
+        with torch.no_grad():
+            self.loc.weight.copy_(torch.as_tensor(np.asarray(means).T))  # mu_y = W[:, y] + 0
+            self.loc.bias.zero_()
+            self.scale.weight.copy_(torch.as_tensor(raw.T))
+            self.scale.bias.zero_()
+        return [self.loc.weight, self.loc.bias, self.scale.weight, self.scale.bias]
+
     def forward(self, eps: Tensor) -> Tensor:
         mean, var = self.params()
         return mean + var.sqrt() * eps
@@ -212,8 +263,9 @@ class MixtureVAE(nn.Module):
         Dimension L of z.
     hidden_layer_sizes : sequence of int
         Widths of the hidden ReLU layers of every network (the reference: 512, 512).
-    variant : {"m2", "modified_m2", "gmvae"}
-        The generative model (see the module docstring).
+    variant : {"m2", "modified_m2", "gmvae", "vade"}
+        The generative model (see the module docstring); ``"vade"`` also changes the
+        inference model.
     likelihood : {"bernoulli", "gaussian"}
         The observation model p(x|.).
     binarize : bool
@@ -245,6 +297,8 @@ class MixtureVAE(nn.Module):
         self.binarize = binarize and likelihood == "bernoulli"
         self.min_variance = min_variance
 
+        # Built in this order (q, then p) whatever the methods' order below: it fixes the
+        # order of the parameters, hence of the initial draws and of the state dict.
         # Inference networks, shared by all variants but VaDE, whose q(z|x) ignores y and
         # whose q(y|x) is the prior's responsibility p(y|z).
         if variant == "vade":
@@ -286,24 +340,121 @@ class MixtureVAE(nn.Module):
                 nn.init.xavier_uniform_(m.weight, generator=generator)
                 nn.init.zeros_(m.bias)
 
+    @property
+    def infers_y_by_prior(self) -> bool:
+        """Whether q(y|x) is the prior's responsibility p(y|z) at the encoded z rather than
+        a network of its own: VaDE, which also learns its mixture weights p(y) = pi."""
+        return self.variant == "vade"
+
+    @property
+    def has_cluster_prior(self) -> bool:
+        """Whether the prior p(z|y) is a per-cluster Gaussian (GMVAE, VaDE), the one that
+        ``set_cluster_prior`` sets."""
+        return isinstance(self.prior, ClusterGaussian)
+
     # Network outputs are cast back to the input's dtype, so that under reduced-precision
     # autocast only the layers run in bf16 while every density is computed in float32.
 
+    # ---------------------------------------- the generative model p(y) p(z|y) p(x|z, y)
+
     def log_prior_y(self) -> Tensor:
         """log p(y), shape (K,): -ln K (uniform), or VaDE's learned log pi."""
-        if self.qy is None:
+        if self.infers_y_by_prior:
             return torch.log_softmax(self.log_weights, -1)
         return self.qz_mean.weight.new_full((self.n_clusters,), -math.log(self.n_clusters))
+
+    def decode(self, z: Tensor) -> Tensor:
+        """Likelihood parameters of p(x|z, y), (n, K, D), from z of shape (n, K or 1, L)."""
+        return self.dec_out(self.dec_hidden(self.dec_first(z))).to(z.dtype)
+
+    def generate(self, eps: Tensor) -> Tensor:
+        """Likelihood parameters (n, K, D) of x given z = prior(eps) for every cluster.
+
+        ``eps`` is (n, L) standard normal noise; z_y = mu_y + sigma_y * eps under a
+        per-cluster prior, z = eps under N(0, I).
+        """
+        return self.decode(self.prior(eps.unsqueeze(-2)))
+
+    @torch.no_grad()
+    def sample(self, n_samples: int, random_state: np.random.RandomState) -> tuple[Tensor, Tensor]:
+        """Ancestral sampling of ``n_samples`` rows: y ~ p(y), z ~ p(z|y), x ~ p(x|z, y).
+
+        The counts of y are drawn from ``random_state`` as ``GaussianMixture.sample``
+        draws them (a multinomial of p(y)), then a seed from ``random_state`` gives the
+        noise of z and of x (``seeded_normal``), in the module's dtype.
+
+        Parameters
+        ----------
+        n_samples : int
+            Number of rows to draw.
+        random_state : RandomState
+            The source of every draw: the counts of y, then the seed of the noise.
+
+        Returns
+        -------
+        x : Tensor of shape (n_samples, D)
+            The drawn rows, on the module's device.
+        y : Tensor of shape (n_samples,)
+            Their clusters, sorted.
+        """
+        weights = self.log_prior_y().exp().cpu().numpy()
+        counts = random_state.multinomial(n_samples, weights / weights.sum())
+        dtype = self.qz_mean.weight.dtype
+        seed = random_state.randint(_SEED_MAX)
+        eps, generator = seeded_normal(self, (n_samples, self.latent_dim), seed, dtype)
+        y = torch.as_tensor(np.repeat(np.arange(self.n_clusters), counts), device=eps.device)
+        params = self.generate(eps)[torch.arange(n_samples, device=eps.device), y]
+        return self.likelihood.sample(params, generator=generator), y
+
+    def cluster_gaussians(self) -> tuple[Tensor, Tensor] | None:
+        """(K, L) means and variances of the per-cluster Gaussians N(mu_y, sigma2_y): the
+        prior p(z|y) of the GMVAE and VaDE, the first layer of the modified M2's decoder;
+        None for M2, which has none."""
+        for table in (self.prior, self.dec_first):
+            if isinstance(table, ClusterGaussian):
+                return table.params()
+        return None
+
+    def set_cluster_prior(
+        self, means: np.ndarray, variances: np.ndarray, weights: np.ndarray | None = None
+    ) -> list[nn.Parameter]:
+        """Make a fitted diagonal Gaussian mixture sum_y w_y N(means_y, diag variances_y)
+        the prior, in place (a captured CUDA graph keeps reading the same parameters).
+
+        Parameters
+        ----------
+        means, variances : ndarray of shape (K, L)
+            The per-cluster Gaussians p(z|y), as ``GaussianMixture.means_`` and
+            ``covariances_`` (``covariance_type="diag"``); see ``ClusterGaussian.set_``.
+        weights : ndarray of shape (K,), default=None
+            The mixture weights w, taken as p(y) by a model that learns it (VaDE); a
+            model with a uniform p(y) keeps it.
+
+        Returns
+        -------
+        changed : list of Parameter
+            The parameters written (for instance to restart their optimizer state).
+        """
+        if not self.has_cluster_prior:
+            raise ValueError(f"variant={self.variant!r} has no per-cluster prior p(z|y).")
+        changed = self.prior.set_(means, variances)
+        if weights is not None and self.infers_y_by_prior:
+            with torch.no_grad():  # pi = softmax(log w) = w / sum(w)
+                self.log_weights.copy_(torch.as_tensor(np.log(weights)))
+            changed.append(self.log_weights)
+        return changed
+
+    # ---------------------------------------------- the inference model q(y|x) q(z|x, y)
+
+    def encode_y(self, x: Tensor) -> Tensor:
+        """Logits of q(y|x), shape (n, K); for VaDE the responsibilities at E[z|x]."""
+        if self.infers_y_by_prior:
+            return self.responsibilities(self.encode_z(x)[0][..., 0, :])
+        return self.qy(x).to(x.dtype)
 
     def responsibilities(self, z: Tensor) -> Tensor:
         """VaDE's q(y|x) logits at z (n, L): log pi_y + log N(z; mu_y, sigma2_y), (n, K)."""
         return self.log_prior_y().to(z.dtype) + self.prior.log_prob(z.unsqueeze(-2))
-
-    def encode_y(self, x: Tensor) -> Tensor:
-        """Logits of q(y|x), shape (n, K); for VaDE the responsibilities at E[z|x]."""
-        if self.qy is None:
-            return self.responsibilities(self.encode_z(x)[0][..., 0, :])
-        return self.qy(x).to(x.dtype)
 
     def encode_z(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Mean and variance of q(z|x, y) for every y, each (n, K, L); (n, 1, L) for
@@ -312,28 +463,7 @@ class MixtureVAE(nn.Module):
         var = _positive(F.softplus(self.qz_var(h).to(x.dtype)) + self.min_variance)
         return self.qz_mean(h).to(x.dtype), var
 
-    def decode(self, z: Tensor) -> Tensor:
-        """Likelihood parameters of p(x|z, y), (n, K, D), from z of shape (n, K or 1, L)."""
-        return self.dec_out(self.dec_hidden(self.dec_first(z))).to(z.dtype)
-
-    def cluster_permutation(self, order: Sequence[int]) -> dict[str, tuple[int, Tensor]]:
-        """How to renumber the clusters so that new cluster k is old cluster ``order[k]``:
-        ``{parameter name: (axis, index)}``, each parameter to become
-        ``param.index_select(axis, index)``. With a uniform p(y) the renumbered model is
-        the same model (the ELBO sums over y), stored in the new order: the y axis of
-        q(y|x)'s output layer, of the one-hot columns of ``OneHotConcatLinear`` layers and
-        of the ``ClusterGaussian`` tables."""
-        order = torch.as_tensor(order, dtype=torch.long)
-        if self.qy is None:  # VaDE: the mixture weights
-            axes = {"log_weights": (0, order)}
-        else:
-            head = f"qy.{len(self.qy) - 1}"
-            axes = {f"{head}.weight": (0, order), f"{head}.bias": (0, order)}
-        for prefix, module in self.named_modules():
-            if isinstance(module, OneHotConcatLinear | ClusterGaussian):
-                for name, axis in module.cluster_axes(order).items():
-                    axes[f"{prefix}.{name}"] = axis
-        return axes
+    # ------------------------------------------------------ the ELBO: p and q together
 
     def draw_training_inputs(
         self, x: Tensor, generator: torch.Generator | None = None
@@ -364,7 +494,7 @@ class MixtureVAE(nn.Module):
             eps = torch.randn_like(z_mean)
         log_px, log_pz, log_qz = self.latent_terms(x, z_mean, z_var, eps)
         log_py = self.log_prior_y().to(log_pz.dtype)
-        if self.qy is None:
+        if self.infers_y_by_prior:
             # VaDE's responsibilities at its one z: log pi_y + log N(z; mu_y, sigma2_y).
             qy_logits = log_py + log_pz
         else:
@@ -384,10 +514,23 @@ class MixtureVAE(nn.Module):
         log_qz = Normal(z_mean, z_std, validate_args=False).log_prob(z).sum(-1).expand_as(log_pz)
         return log_px, log_pz, log_qz
 
-    def generate(self, eps: Tensor) -> Tensor:
-        """Likelihood parameters (n, K, D) of x given z = prior(eps) for every cluster.
+    # ---------------------------------------------------------------- the cluster axis
 
-        ``eps`` is (n, L) standard normal noise; z_y = mu_y + sigma_y * eps under a
-        per-cluster prior, z = eps under N(0, I).
-        """
-        return self.decode(self.prior(eps.unsqueeze(-2)))
+    def cluster_permutation(self, order: Sequence[int]) -> dict[str, tuple[int, Tensor]]:
+        """How to renumber the clusters so that new cluster k is old cluster ``order[k]``:
+        ``{parameter name: (axis, index)}``, each parameter to become
+        ``param.index_select(axis, index)``. With a uniform p(y) the renumbered model is
+        the same model (the ELBO sums over y), stored in the new order: the y axis of
+        q(y|x)'s output layer, of the one-hot columns of ``OneHotConcatLinear`` layers and
+        of the ``ClusterGaussian`` tables."""
+        order = torch.as_tensor(order, dtype=torch.long)
+        if self.infers_y_by_prior:  # VaDE: the mixture weights
+            axes = {"log_weights": (0, order)}
+        else:
+            head = f"qy.{len(self.qy) - 1}"
+            axes = {f"{head}.weight": (0, order), f"{head}.bias": (0, order)}
+        for prefix, module in self.named_modules():
+            if isinstance(module, OneHotConcatLinear | ClusterGaussian):
+                for name, axis in module.cluster_axes(order).items():
+                    axes[f"{prefix}.{name}"] = axis
+        return axes

@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from reference_elbo import reference_negative_elbo
@@ -105,8 +106,6 @@ def test_variants_differ_only_in_the_generative_model():
 
 
 def test_posterior_and_elbo_in_one_pass_equal_two_passes():
-    import numpy as np
-
     from sk_gmvae._inference import elbo, posterior, posterior_and_elbo
 
     module, X = _model("m2"), _data("bernoulli", n=9).numpy()
@@ -135,3 +134,93 @@ def test_renumbered_clusters_are_the_same_model_in_the_new_order(variant, likeli
     for got, expected in zip(after, before, strict=True):
         torch.testing.assert_close(got, expected[:, order])
     torch.testing.assert_close(elbo_terms(after).elbo, elbo_terms(before).elbo)
+
+
+def test_only_vade_infers_y_by_its_prior():
+    x = _data("bernoulli")
+    for variant in VARIANTS:
+        module = _model(variant)
+        assert module.infers_y_by_prior == (variant == "vade")
+        assert module.has_cluster_prior == (variant in ("gmvae", "vade"))
+        before = module.encode_y(x)
+        with torch.no_grad():  # move every per-cluster Gaussian
+            for name, param in module.named_parameters():
+                if name.startswith(("prior.", "dec_first.loc", "dec_first.scale")):
+                    param.add_(0.5)
+        # q(y|x) is a network of its own, except VaDE's p(y|z) at E[z|x].
+        assert torch.equal(module.encode_y(x), before) != module.infers_y_by_prior
+    vade, x = _model("vade"), _data("bernoulli")
+    z = vade.encode_z(x)[0][:, 0]
+    torch.testing.assert_close(vade.encode_y(x), vade.responsibilities(z))
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_cluster_gaussians_are_the_ones_the_model_uses(variant):
+    module = _model(variant)
+    gaussians = module.cluster_gaussians()
+    if variant == "m2":
+        assert gaussians is None
+        return
+    mean, var = gaussians
+    assert mean.shape == var.shape == (4, 3) and (var > 0).all()
+    eps = torch.randn(2, 1, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    if variant == "modified_m2":  # the decoder's first layer: mu_y + sqrt(sigma2_y) z
+        torch.testing.assert_close(module.dec_first(eps), mean + var.sqrt() * eps)
+    else:  # the prior p(z|y)
+        expected = torch.distributions.Normal(mean, var.sqrt()).log_prob(eps).sum(-1)
+        torch.testing.assert_close(module.prior.log_prob(eps), expected)
+
+
+@pytest.mark.parametrize("variant", ["gmvae", "vade"])
+def test_set_cluster_prior_round_trips_through_the_parametrization(variant):
+    module = MixtureVAE(7, 3, 2, (8,), variant=variant, min_variance=0.01).double()
+    means = np.array([[0.0, 1.0], [-2.0, 3.5], [4.0, -1.0]])
+    variances = np.array([[0.5, 2.0], [1e-3, 30.0], [1.0, 0.02]])
+    weights = np.array([0.2, 0.5, 0.3])
+    changed = module.set_cluster_prior(means, variances, weights)
+    mean, var = module.cluster_gaussians()
+    np.testing.assert_allclose(mean.detach().numpy(), means, rtol=0, atol=1e-12)
+    # Below min_variance + 1e-6 a variance is raised to it.
+    expected = np.maximum(variances, 0.01 + 1e-6)
+    np.testing.assert_allclose(var.detach().numpy(), expected, rtol=1e-9)
+    prior_y = module.log_prior_y().exp().detach().numpy()
+    names = {n for n, p in module.named_parameters() if any(p is c for c in changed)}
+    assert {"prior.loc.weight", "prior.loc.bias", "prior.scale.weight"} < names
+    if variant == "vade":  # the learned p(y) takes the weights
+        np.testing.assert_allclose(prior_y, weights, rtol=1e-12)
+        assert "log_weights" in names
+    else:  # p(y) stays uniform
+        np.testing.assert_allclose(prior_y, 1 / 3)
+        assert len(names) == 4
+
+
+@pytest.mark.parametrize("variant", ["m2", "modified_m2"])
+def test_set_cluster_prior_needs_a_per_cluster_prior(variant):
+    with pytest.raises(ValueError, match="no per-cluster prior"):
+        _model(variant).set_cluster_prior(np.zeros((4, 3)), np.ones((4, 3)))
+
+
+@pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian"])
+def test_sample_draws_y_from_p_y_then_x_given_y(likelihood):
+    module = _model("vade", likelihood)
+    means = np.array([[-5.0] * 3, [0.0] * 3, [5.0] * 3, [0.0] * 3])  # clusters 0, 2 apart
+    module.set_cluster_prior(means, np.full((4, 3), 0.1))
+    with torch.no_grad():  # p(y) = (0.7, 0, 0.3, 0): only clusters 0 and 2
+        module.log_weights.copy_(torch.tensor([0.7, 0.0, 0.3, 0.0]).log())
+    before = torch.get_rng_state()
+    x, y = module.sample(2000, np.random.RandomState(0))
+    assert torch.equal(torch.get_rng_state(), before)  # own generators only
+    assert x.shape == (2000, 7) and x.dtype == torch.float64
+    assert torch.equal(y, y.sort().values) and set(y.tolist()) == {0, 2}
+    assert abs((y == 0).double().mean().item() - 0.7) < 0.05
+    if likelihood == "bernoulli":
+        assert set(x.unique().tolist()) <= {0.0, 1.0}
+    # The same RandomState gives the same rows; x depends on y: cluster 2's rows are
+    # drawn from its own Gaussian N(mu_2, sigma2_2) of z.
+    x_again, y_again = module.sample(2000, np.random.RandomState(0))
+    assert torch.equal(x, x_again) and torch.equal(y, y_again)
+    mean, var = module.cluster_gaussians()
+    z = mean[2] + var[2].sqrt() * torch.randn(20000, 3, generator=torch.Generator().manual_seed(1))
+    expected = module.likelihood.mean(module.decode(z[:, None]))[:, 0].mean(0)
+    torch.testing.assert_close(x[y == 2].mean(0), expected, atol=0.2, rtol=0)
+    assert (x[y == 0].mean(0) - expected).abs().max() > 0.3  # cluster 0's differ

@@ -12,7 +12,7 @@ from sklearn.mixture import GaussianMixture
 from skorch.callbacks import Callback
 
 from .._inference import latent_mean
-from .._model import ClusterGaussian
+from .._model import MixtureVAE
 from .._net import dataset_tensor
 
 
@@ -92,8 +92,10 @@ class GMMPriorInit(Callback):
 
     def on_epoch_end(self, net: Any, dataset_train: Any = None, **kwargs: Any) -> None:
         module = net.module_
-        prior = getattr(module, "prior", None)  # a stacked module has none: not for it
-        if len(net.history) != self.after or not isinstance(prior, ClusterGaussian):
+        if len(net.history) != self.after:
+            return
+        # A stacked module is not a MixtureVAE: not for it.
+        if not isinstance(module, MixtureVAE) or not module.has_cluster_prior:
             return
         X = dataset_tensor(dataset_train).cpu().numpy()
         if len(X) < module.n_clusters:
@@ -106,18 +108,8 @@ class GMMPriorInit(Callback):
         seed = int(np.random.SeedSequence(int(net.random_state)).generate_state(1)[0])
         gmm = GaussianMixture(module.n_clusters, covariance_type="diag", random_state=seed)
         gmm.fit(codes)
-        # var_y = softplus(raw) + min_variance, so raw = softplus^-1(v) = v + log(1 - e^-v)
-        var = np.maximum(gmm.covariances_ - module.min_variance, 1e-6)
-        raw = var + np.log(-np.expm1(-var))
+        changed = module.set_cluster_prior(gmm.means_, gmm.covariances_, gmm.weights_)
         with torch.no_grad():
-            prior.loc.weight.copy_(torch.as_tensor(gmm.means_.T))  # mu_y = W[:, y] + 0
-            prior.loc.bias.zero_()
-            prior.scale.weight.copy_(torch.as_tensor(raw.T))
-            prior.scale.bias.zero_()
-            changed = [prior.loc.weight, prior.loc.bias, prior.scale.weight, prior.scale.bias]
-            if module.qy is None:  # VaDE: pi = softmax(log_weights)
-                module.log_weights.copy_(torch.as_tensor(np.log(gmm.weights_)))
-                changed.append(module.log_weights)
             for param in changed:
                 for value in net.optimizer_.state.get(param, {}).values():
                     if value.shape == param.shape:  # not the step count
