@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from numbers import Integral
 from typing import Any
 
 import numpy as np
@@ -258,6 +259,59 @@ def _stacks(params: Mapping[str, Any], n_init: int, device: str) -> bool:
     if params["stack_restarts"] == "auto":
         return torch.device(device).type == "cuda"
     return bool(params["stack_restarts"])
+
+
+def refuse_bools(params: Mapping[str, Any], constraints: Mapping[str, list]) -> None:
+    """A ``ValueError`` for a bool given to an integer parameter (sklearn's validation
+    takes True for 1); ``constraints`` are the estimator's ``_parameter_constraints``."""
+    for name, allowed in constraints.items():
+        integral = any(getattr(c, "type", None) is Integral for c in allowed)
+        if integral and isinstance(params.get(name), bool | np.bool_):
+            raise ValueError(
+                f"The {name!r} parameter must be an int, not a bool; got {params[name]!r}."
+            )
+
+
+def _named(callbacks: Sequence) -> list[tuple[str, Any]]:
+    """Callbacks given as instances or ``(name, instance)`` pairs, as pairs."""
+    return [cb if isinstance(cb, tuple) else (type(cb).__name__, cb) for cb in callbacks]
+
+
+def check_trainable(config: FitConfig) -> None:
+    """A ``ValueError`` for a configuration that cannot train as asked."""
+    if config.pretrain_epochs and config.variant != "vade":
+        raise ValueError(
+            f"pretrain_epochs is VaDE's start (variant='vade'); variant="
+            f"{config.variant!r} has no start of its own to replace (docs/defaults.md). "
+            "Set pretrain_epochs=0."
+        )
+    if config.pretrain_epochs >= config.max_epochs:
+        raise ValueError(
+            f"pretrain_epochs={config.pretrain_epochs} leaves no epoch of the "
+            f"max_epochs={config.max_epochs} to train the mixture; raise "
+            "max_epochs or lower pretrain_epochs."
+        )
+    if config.n_init > 1 and config.checkpoints_runs:
+        raise ValueError(
+            f"n_init={config.n_init} restarts would share the RunCheckpoint's "
+            "files (each resuming the previous one's run); set n_init=1."
+        )
+    trial = config.trial_epochs
+    if trial is not None and trial <= config.pretrain_epochs:
+        raise ValueError(
+            f"trial_epochs={trial} would rank the restarts during the autoencoder's "
+            f"pretraining (pretrain_epochs={config.pretrain_epochs}); raise "
+            "trial_epochs, or set it to None (full restarts)."
+        )
+    if config.validation_fraction is None:
+        for name, callback in _named(config.callbacks):
+            monitor = getattr(callback, "monitor", None)
+            if isinstance(monitor, str) and monitor.startswith("valid_"):
+                raise ValueError(
+                    f"The callback {name} monitors {monitor!r}, which is recorded "
+                    "only with a validation split: set validation_fraction (e.g. "
+                    "0.1), or make the callback monitor a train_* score."
+                )
 
 
 def resolve_config(

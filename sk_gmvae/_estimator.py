@@ -20,28 +20,27 @@ from sklearn.base import (
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d, validate_data
+from sklearn.utils.validation import check_is_fitted, validate_data
 from skorch.history import History
 
 from ._config import (
     FitConfig,
     check_net_params,
+    check_trainable,
     hidden_sizes,
+    refuse_bools,
     resolve_config,
     resolve_device,
     resolve_likelihood,
     unscaled_warning,
 )
 from ._inference import (
-    decoded_mean,
     elbo,
     float64_copy,
-    latent_mean,
-    latent_moments,
     model_posterior,
     posterior,
-    seeded_normal,
 )
+from ._latent import LatentSpaceMixin
 from ._model import VARIANTS
 from ._training import (
     RESTART_CRITERIA,
@@ -68,18 +67,12 @@ RESOLVED = {
 }
 
 
-def _named(callbacks: Sequence) -> list[tuple[str, Any]]:
-    """Callbacks given as instances or ``(name, instance)`` pairs, as pairs."""
-    return [cb if isinstance(cb, tuple) else (type(cb).__name__, cb) for cb in callbacks]
-
-
-def _check_positive_int(value: object, name: str) -> None:
-    if isinstance(value, bool | np.bool_) or not isinstance(value, Integral) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
-
-
 class GMVAEClustering(
-    ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, BaseEstimator
+    LatentSpaceMixin,
+    ClassNamePrefixFeaturesOutMixin,
+    TransformerMixin,
+    ClusterMixin,
+    BaseEstimator,
 ):
     """Clustering with a mixture variational autoencoder (M2, modified M2, GMVAE or VaDE).
 
@@ -422,7 +415,7 @@ trial_epochs_, posterior_samples_
         X), or a ``ValueError`` for settings that cannot train as asked. Continuing a
         fit (``warm_start``) keeps the fitted device and likelihood."""
         self._validate_params()  # as fit's _fit_context does; for callers outside fit
-        self._refuse_bools()
+        refuse_bools(self.get_params(deep=False), self._parameter_constraints)
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=not continuing)
         if not isinstance(self.hidden_layer_sizes, str):
             hidden_sizes(self.hidden_layer_sizes)  # fail early, before any training
@@ -440,55 +433,8 @@ trial_epochs_, posterior_samples_
             likelihood = resolve_likelihood(self.likelihood, X)
         config = resolve_config(self.get_params(), *X.shape, likelihood, device)
         if not continuing:
-            self._check_training(config)
+            check_trainable(config)
         return X, config
-
-    def _refuse_bools(self) -> None:
-        """A ``ValueError`` for a bool given to an integer parameter (sklearn's
-        validation takes True for 1)."""
-        for name, constraints in self._parameter_constraints.items():
-            integral = any(getattr(c, "type", None) is Integral for c in constraints)
-            if integral and isinstance(getattr(self, name), bool | np.bool_):
-                raise ValueError(
-                    f"The {name!r} parameter of {type(self).__name__} must be an int, "
-                    f"not a bool; got {getattr(self, name)!r}."
-                )
-
-    def _check_training(self, config: FitConfig) -> None:
-        """``ValueError`` for settings that cannot train as asked."""
-        if config.pretrain_epochs and config.variant != "vade":
-            raise ValueError(
-                f"pretrain_epochs is VaDE's start (variant='vade'); variant="
-                f"{config.variant!r} has no start of its own to replace (docs/defaults.md). "
-                "Set pretrain_epochs=0."
-            )
-        if config.pretrain_epochs >= config.max_epochs:
-            raise ValueError(
-                f"pretrain_epochs={config.pretrain_epochs} leaves no epoch of the "
-                f"max_epochs={config.max_epochs} to train the mixture; raise "
-                "max_epochs or lower pretrain_epochs."
-            )
-        if config.n_init > 1 and config.checkpoints_runs:
-            raise ValueError(
-                f"n_init={config.n_init} restarts would share the RunCheckpoint's "
-                "files (each resuming the previous one's run); set n_init=1."
-            )
-        trial = config.trial_epochs
-        if trial is not None and trial <= config.pretrain_epochs:
-            raise ValueError(
-                f"trial_epochs={trial} would rank the restarts during the autoencoder's "
-                f"pretraining (pretrain_epochs={config.pretrain_epochs}); raise "
-                "trial_epochs, or set it to None (full restarts)."
-            )
-        if config.validation_fraction is None:
-            for name, callback in _named(config.callbacks):
-                monitor = getattr(callback, "monitor", None)
-                if isinstance(monitor, str) and monitor.startswith("valid_"):
-                    raise ValueError(
-                        f"The callback {name} monitors {monitor!r}, which is recorded "
-                        "only with a validation split: set validation_fraction (e.g. "
-                        "0.1), or make the callback monitor a train_* score."
-                    )
 
     # ------------------------------------------------------------------ training
 
@@ -613,31 +559,7 @@ trial_epochs_, posterior_samples_
         net.history = History(list(history))
         return self._assemble(net, fitted)
 
-    # ------------------------------------------------------------------ the mixture
-
-    def _cluster_gaussians(self) -> tuple[np.ndarray, np.ndarray]:
-        """(K, L) means and variances of the per-cluster Gaussians, in label order."""
-        check_is_fitted(self)
-        module = self._inference_module_
-        with torch.no_grad():
-            gaussians = module.cluster_gaussians()
-        if gaussians is None:
-            raise AttributeError(
-                f"variant={module.variant!r} has no per-cluster Gaussians (means_, "
-                "covariances_); 'gmvae', 'vade' and 'modified_m2' have them."
-            )
-        mean, var = gaussians
-        return mean.cpu().numpy(), var.cpu().numpy()
-
-    @property
-    def means_(self) -> np.ndarray:
-        """Per-cluster means, (n_clusters, latent_dim); see the class docstring."""
-        return self._cluster_gaussians()[0]
-
-    @property
-    def covariances_(self) -> np.ndarray:
-        """Per-cluster diagonal variances, (n_clusters, latent_dim)."""
-        return self._cluster_gaussians()[1]
+    # ------------------------------------------------------------------ fitted state
 
     @property
     def lower_bounds_(self) -> np.ndarray:
@@ -750,124 +672,3 @@ trial_epochs_, posterior_samples_
             Mean of ``score_samples(X)``.
         """
         return float(np.mean(self.score_samples(X)))
-
-    def sample(self, n_samples: int = 1) -> tuple[np.ndarray, np.ndarray]:
-        """Draw rows from the fitted generative model: y ~ p(y), z ~ p(z|y), x ~ p(x|z, y).
-
-        p(y) is uniform, except for ``variant="vade"`` (its learned weights).
-
-        Parameters
-        ----------
-        n_samples : int, default=1
-            Number of rows to draw.
-
-        Returns
-        -------
-        X : ndarray of shape (n_samples, n_features)
-            Drawn rows (binary for the Bernoulli likelihood).
-        y : ndarray of shape (n_samples,)
-            Their clusters, sorted, as in ``GaussianMixture.sample``.
-        """
-        check_is_fitted(self)
-        _check_positive_int(n_samples, "n_samples")
-        rng = check_random_state(self.random_state)
-        with torch.inference_mode():
-            X, y = self._inference_module_.sample(n_samples, rng)
-        return X.cpu().numpy(), y.cpu().numpy()
-
-    def transform(self, X: np.ndarray) -> np.ndarray:
-        """Latent embedding: the mean of q(z|x), E_q[z|x] = sum_y q(y|x) mu(x, y).
-
-        ``latent_posterior`` gives the per-cluster means mu(x, y) and variances.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Rows to embed.
-
-        Returns
-        -------
-        Z : ndarray of shape (n_samples, latent_dim)
-            Their latent means (float64).
-        """
-        X = self._validate_for_inference(X)
-        return latent_mean(self._inference_module_, X, torch.float64)
-
-    def latent_posterior(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The Gaussians q(z|x, y) of every row and cluster.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Rows to embed.
-
-        Returns
-        -------
-        means : ndarray of shape (n_samples, n_clusters, latent_dim)
-            mu(x, y), in label order.
-        variances : ndarray of shape (n_samples, n_clusters, latent_dim)
-            The diagonal variances sigma2(x, y).
-        """
-        X = self._validate_for_inference(X)
-        moments = latent_moments(self._inference_module_, X, torch.float64)
-        means, variances = np.split(moments, 2, axis=-1)
-        return means, variances
-
-    def inverse_transform(self, X: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
-        """Map latent rows back to the data space: the decoder's mean E[x | z].
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, latent_dim)
-            Latent rows z, e.g. the output of ``transform``.
-        labels : array-like of shape (n_samples,) or None, default=None
-            Clusters y to decode with, giving E[x | z, y]. Without them y is averaged
-            out: the GMVAE's decoder does not depend on y, and in M2 and the modified M2
-            z and y are independent a priori, so E[x|z] = (1/K) sum_y E[x | z, y].
-
-        Returns
-        -------
-        X_decoded : ndarray of shape (n_samples, n_features)
-            Decoded means (pixel probabilities for the Bernoulli likelihood).
-        """
-        check_is_fitted(self)
-        module = self._inference_module_
-        Z = check_array(X, dtype=np.float64)
-        if Z.shape[1] != module.latent_dim:
-            raise ValueError(
-                f"X has {Z.shape[1]} columns but the latent space has "
-                f"latent_dim={module.latent_dim}."
-            )
-        if labels is not None:
-            labels = column_or_1d(labels)
-            if len(labels) != len(Z) or not np.isin(labels, np.arange(self.n_clusters)).all():
-                raise ValueError(
-                    f"labels must hold one cluster in 0..{self.n_clusters - 1} per row of X."
-                )
-        return decoded_mean(module, Z, labels, torch.float64)
-
-    def cluster_prototypes(self, n_per_cluster: int = 8) -> np.ndarray:
-        """What each cluster generates: decoded means E[x | z, y] for z ~ p(z|y).
-
-        For the GMVAE z is drawn from the cluster's own Gaussian; for M2 and the modified
-        M2 from N(0, I), with y entering the decoder. Seeded by ``random_state``.
-
-        Parameters
-        ----------
-        n_per_cluster : int, default=8
-            Draws of z per cluster.
-
-        Returns
-        -------
-        prototypes : ndarray of shape (n_clusters, n_per_cluster, n_features)
-            Row k holds the decoded means of cluster label k (pixel probabilities for
-            the Bernoulli likelihood).
-        """
-        check_is_fitted(self)
-        _check_positive_int(n_per_cluster, "n_per_cluster")
-        module = self._inference_module_
-        seed = check_random_state(self.random_state).randint(SEED_MAX)
-        with torch.inference_mode():
-            eps, _ = seeded_normal(module, (n_per_cluster, module.latent_dim), seed, torch.float64)
-            means = module.likelihood.mean(module.generate(eps))  # (n, K, D)
-        return means.transpose(0, 1).cpu().numpy()

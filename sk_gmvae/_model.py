@@ -59,9 +59,8 @@ LIKELIHOODS = ("bernoulli", "gaussian")
 # Smallest observation variance of the Gaussian likelihood; keeps log p(x|z) bounded on
 # constant features (which a decoder can otherwise fit with variance -> 0).
 _MIN_OBS_VARIANCE = 1e-3
-# Bound of the torch seeds that ``MixtureVAE.sample`` draws from a RandomState (the same
-# bound as every seed the package draws).
-_SEED_MAX = np.iinfo(np.int32).max
+# Seeds drawn from a numpy RandomState for torch generators are below this bound.
+SEED_MAX = np.iinfo(np.int32).max
 # Smallest variance, above ``min_variance``, that ``ClusterGaussian.set_`` writes: the
 # inverse softplus of 0 is -inf.
 _MIN_SET_VARIANCE = 1e-6
@@ -400,7 +399,7 @@ class MixtureVAE(nn.Module):
         weights = self.log_prior_y().exp().cpu().numpy()
         counts = random_state.multinomial(n_samples, weights / weights.sum())
         dtype = self.qz_mean.weight.dtype
-        seed = random_state.randint(_SEED_MAX)
+        seed = random_state.randint(SEED_MAX)
         eps, generator = seeded_normal(self, (n_samples, self.latent_dim), seed, dtype)
         y = torch.as_tensor(np.repeat(np.arange(self.n_clusters), counts), device=eps.device)
         params = self.generate(eps)[torch.arange(n_samples, device=eps.device), y]

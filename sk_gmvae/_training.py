@@ -24,7 +24,7 @@ from torch.optim.lr_scheduler import ExponentialLR
 from ._config import FitConfig
 from ._guard import DivergenceGuard
 from ._inference import float64_copy, posterior
-from ._model import MixtureVAE
+from ._model import SEED_MAX, MixtureVAE
 from ._net import MixtureVAENet, TensorBatches
 from ._objective import WeightedNegativeELBO
 from ._stacked import (
@@ -37,8 +37,6 @@ from .callbacks._checkpoint import RunCheckpoint
 from .callbacks._progress import FitProgressBar
 from .callbacks._warmup import GMMPriorInit, KLWarmup
 from .metrics import conditional_entropy, mutual_information
-
-SEED_MAX = np.iinfo(np.int32).max
 
 
 def restart_seeds(random_state: Any, n: int) -> tuple[int, ...]:
