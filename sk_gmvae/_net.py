@@ -142,6 +142,12 @@ class MixtureVAENet(NeuralNet):
     matmuls in bf16; the densities, the ELBO and the optimizer stay float32);
     ``precision="tf32"`` lets CUDA run float32 matmuls on TF32 tensor cores during
     training (no effect on the CPU).
+
+    ``cuda_graph`` (True, False or ``"auto"``) trains with the step captured as a CUDA
+    graph where ``uses_cuda_graph`` allows it (``_graph.GraphedStep``). The first replay
+    of each capture is checked against the eager step; a capture or a check that fails
+    ends the graph for the rest of the training with a ``RuntimeWarning`` (``"auto"``)
+    or raises (True).
     """
 
     def __init__(
@@ -229,7 +235,6 @@ class MixtureVAENet(NeuralNet):
 
     def __setstate__(self, state: dict) -> None:
         state.setdefault("random_state", 0)  # nets pickled before it existed
-        state.setdefault("cuda_graph", "auto")
         super().__setstate__(state)
         if self.initialized_:
             self.generator_ = self._generators(1, self.device)
@@ -341,9 +346,12 @@ class MixtureVAENet(NeuralNet):
 
     def train_step(self, batch: Any, **fit_params: Any) -> dict[str, Any]:
         graph = getattr(self, "graph_step_", None)
-        if graph is not None and graph.applies(batch):
-            return graph.step(batch, **fit_params)
-        return super().train_step(batch, **fit_params)
+        if graph is None or not graph.applies(batch):
+            return super().train_step(batch, **fit_params)
+        step = graph.step(batch, **fit_params)
+        if graph.failure is not None:  # given up (cuda_graph="auto"): eager steps from now on
+            self.graph_step_ = None
+        return step
 
     def run_single_epoch(
         self, iterator: Any, training: bool, prefix: str, step_fn: Any, **fit_params: Any

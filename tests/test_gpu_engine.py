@@ -1,11 +1,14 @@
 """The GPU engine: no host sync per step, the training step as a CUDA graph.
 
 The CPU tests check what the GPU path is built from (the eager step a graph captures, the
-rule that turns graphs on, one transfer per epoch); the CUDA tests check the graph itself.
+rule that turns graphs on, one transfer per epoch, the check of a capture's first replay
+and the fall-back to eager steps, with stand-ins for the capture and the replay); the
+CUDA tests check the graph itself.
 """
 
 import copy
 import pickle
+import re
 import warnings
 from types import SimpleNamespace
 
@@ -17,8 +20,9 @@ from sklearn.datasets import make_blobs
 from sklearn.exceptions import ConvergenceWarning
 from skorch.callbacks import Callback, GradientNormClipping
 
+import sk_gmvae._net
 from sk_gmvae import GMVAEClustering
-from sk_gmvae._graph import GraphedStep, uses_cuda_graph
+from sk_gmvae._graph import LOSS_RTOL, WEIGHTS_RTOL, GraphedStep, uses_cuda_graph
 from sk_gmvae._stacked import StackedGradientNormClipping
 
 SMALL = dict(latent_dim=2, hidden_layer_sizes=(16,), max_epochs=3, batch_size=32)
@@ -152,6 +156,156 @@ def test_cuda_graph_parameter_is_validated_and_inert_on_the_cpu(blobs):
     assert on.lower_bound_ == off.lower_bound_
 
 
+@pytest.fixture
+def graph_on_the_cpu(monkeypatch):
+    """GraphedStep's logic on the CPU: nets that may graph take their full batches
+    through it (warm-up steps, capture, checked first replay, replays); each test says
+    what the capture and the replay do. Returns the number of captures and replays."""
+    monkeypatch.setattr(sk_gmvae._net, "uses_cuda_graph", lambda net: net.cuda_graph is not False)
+    monkeypatch.setattr(GraphedStep, "applies", lambda self, batch: True)
+    calls = {"capture": 0, "replay": 0}
+
+    def capture(self, x, **fit_params):  # what a capture that succeeds leaves
+        calls["capture"] += 1
+        self.graph, self.key, self.checked = "a graph", self._key(), False
+
+    def replay(self, batch, **fit_params):  # a replay that is the eager step itself
+        calls["replay"] += 1
+        return self.eager(batch, **fit_params)
+
+    monkeypatch.setattr(GraphedStep, "_capture", capture)
+    monkeypatch.setattr(GraphedStep, "_replay", replay)
+    return calls
+
+
+def _capture_fails(self, x, **fit_params):
+    raise RuntimeError("operation not permitted when stream is capturing")
+
+
+def _replay_fails(self, batch, **fit_params):
+    raise RuntimeError("CUDA error: invalid argument")
+
+
+def _replay_with_another_loss(self, batch, **fit_params):
+    step = self.eager(batch, **fit_params)
+    return {**step, "loss": step["loss"] * (1 + 10 * LOSS_RTOL)}
+
+
+def _replay_without_the_update(self, batch, **fit_params):  # the same loss, no Adam step
+    return self.net.train_step_single(batch, **fit_params)
+
+
+FAILURES = {
+    "capture": ("_capture", _capture_fails, "capturing it failed .*not permitted"),
+    "replay": ("_replay", _replay_fails, "its first replay failed .*invalid argument"),
+    "loss": (
+        "_replay",
+        _replay_with_another_loss,
+        "its first replay's loss .* differs from the eager step's",
+    ),
+    "update": (
+        "_replay",
+        _replay_without_the_update,
+        "its first replay's weights are .* from the eager step's",
+    ),
+}
+# 130 rows in batches of 16: 3 warm-up steps, then the capture at the 4th of 8 full ones.
+GRAPHED = dict(random_state=0, n_init=1, device="cpu", **{**SMALL, "batch_size": 16})
+
+
+def _assert_same_fit(a, b):
+    """Bit for bit: the same losses every step, weights and labels."""
+    for key in ("train_loss", "train_elbo"):
+        assert a.history_[:, "batches", :, key] == b.history_[:, "batches", :, key], key
+    np.testing.assert_array_equal(a.labels_, b.labels_)
+    for pa, pb in zip(a.net_.module_.parameters(), b.net_.module_.parameters(), strict=True):
+        assert torch.equal(pa, pb)
+
+
+def _graph_warnings(record):
+    return [w for w in record if "CUDA graph" in str(w.message)]
+
+
+def test_a_checked_graph_that_agrees_trains_on_with_its_replays(blobs, graph_on_the_cpu):
+    # The first replay is checked against an eager step from the same state and draws
+    # (the state is kept, replayed, put back): that leaves the fit as eager training.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        graphed = GMVAEClustering(3, cuda_graph="auto", **GRAPHED).fit(blobs)
+    eager = GMVAEClustering(3, cuda_graph=False, **GRAPHED).fit(blobs)
+    _assert_same_fit(graphed, eager)
+    # One capture; the checked replay, then the 4 full batches after it and 8 per epoch.
+    assert graph_on_the_cpu == {"capture": 1, "replay": 1 + 4 + 8 * 2}
+
+
+@pytest.mark.parametrize("failure", FAILURES)
+def test_auto_falls_back_to_eager_steps_with_one_warning(
+    blobs, graph_on_the_cpu, monkeypatch, failure
+):
+    name, function, reason = FAILURES[failure]
+    monkeypatch.setattr(GraphedStep, name, function)
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        graphed = GMVAEClustering(3, cuda_graph="auto", **GRAPHED).fit(blobs)
+    [warning] = _graph_warnings(record)
+    assert warning.category is RuntimeWarning
+    assert re.search(f"The training step as a CUDA graph: {reason}", str(warning.message))
+    assert "goes on with eager steps" in str(warning.message)
+    # The fall-back comes before the 4th step's update (the checked replay's state is
+    # put back): on the CPU, where the warm-up steps are the eager step, the fit is the
+    # eager fit bit for bit; on CUDA it differs by the capturable Adam of the warm-up.
+    eager = GMVAEClustering(3, cuda_graph=False, **GRAPHED).fit(blobs)
+    _assert_same_fit(graphed, eager)
+    assert graph_on_the_cpu["replay"] <= 1  # never again after the check
+    assert not any(group["capturable"] for group in graphed.net_.optimizer_.param_groups)
+
+
+@pytest.mark.parametrize("failure", FAILURES)
+def test_an_explicit_cuda_graph_raises_instead(blobs, graph_on_the_cpu, monkeypatch, failure):
+    name, function, reason = FAILURES[failure]
+    monkeypatch.setattr(GraphedStep, name, function)
+    with pytest.raises(RuntimeError, match=f"{reason}.*cuda_graph=False trains without graphs"):
+        GMVAEClustering(3, cuda_graph=True, **GRAPHED).fit(blobs)
+
+
+@pytest.mark.parametrize("failure", ["capture", "loss"])
+def test_stacked_restarts_fall_back_with_their_generators(
+    blobs, graph_on_the_cpu, monkeypatch, failure
+):
+    # Stacked restarts: one generator per restart, each put back after the checked replay.
+    name, function, _ = FAILURES[failure]
+    monkeypatch.setattr(GraphedStep, name, function)
+    params = {**GRAPHED, "n_init": 2, "stack_restarts": True}
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        graphed = GMVAEClustering(3, cuda_graph="auto", **params).fit(blobs)
+    assert _graph_warnings(record)  # one per training (the stacked trials, the kept run)
+    eager = GMVAEClustering(3, cuda_graph=False, **params).fit(blobs)
+    _assert_same_fit(graphed, eager)
+
+
+def test_the_check_tolerances(blobs):
+    net = GMVAEClustering(3, random_state=0, n_init=1, **SMALL).fit(blobs).net_
+    graphed = GraphedStep(net)
+    eager = [p.detach().clone() for p in graphed.params()]
+    before = [p - 1e-3 for p in eager]  # a step of 1e-3 on every weight
+    apart = [p + 0.5 * WEIGHTS_RTOL * 1e-3 for p in eager]  # half the tolerance
+    loss = torch.tensor(100.0)
+
+    def verdict(graphed_loss, eager_loss=loss, weights=eager):
+        return graphed._disagreement(torch.tensor(graphed_loss), eager_loss, weights, before)
+
+    assert verdict(100.0) is None
+    assert verdict(100.0 * (1 + 0.5 * LOSS_RTOL)) is None
+    assert "differs" in verdict(100.0 * (1 + 2 * LOSS_RTOL))
+    assert "differs" in verdict(float("nan"))
+    assert verdict(100.0, weights=apart) is None
+    far = [p + 2 * WEIGHTS_RTOL * 1e-3 for p in eager]
+    assert "weights are" in verdict(100.0, weights=far)
+    # A non-finite eager step leaves nothing to compare (the divergence guard undoes it).
+    assert verdict(float("nan"), eager_loss=torch.tensor(float("nan"))) is None
+
+
 @cuda
 @pytest.mark.parametrize("n_init", [1, 3])
 def test_cuda_graph_training_equals_eager_cuda_training(blobs, n_init):
@@ -190,6 +344,53 @@ def test_cuda_graph_equals_eager_with(blobs, settings):
         graphed.history_[:, "train_elbo"], eager.history_[:, "train_elbo"], rtol=1e-4
     )
     np.testing.assert_array_equal(graphed.labels_, eager.labels_)
+
+
+@cuda
+@pytest.mark.parametrize("n_init", [1, 3])
+def test_the_first_graphed_step_agrees_with_the_eager_step(blobs, monkeypatch, n_init):
+    # Each capture's first replay is checked against the eager step (a new capture each
+    # epoch here, with the decayed rate); cuda_graph=True would raise on a disagreement.
+    verdicts = []
+    check = GraphedStep._disagreement
+
+    def spy(self, *args):
+        verdicts.append(check(self, *args))
+        return verdicts[-1]
+
+    monkeypatch.setattr(GraphedStep, "_disagreement", spy)
+    params = dict(random_state=0, n_init=n_init, device="cuda", learning_rate_decay=0.5)
+    params |= {**SMALL, "batch_size": 16}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        GMVAEClustering(3, cuda_graph="auto", **params).fit(blobs)
+    assert len(verdicts) >= SMALL["max_epochs"] and set(verdicts) == {None}
+
+
+class SyncInTheStep(Callback):
+    """Reads a gradient on the host during the step while it says it is graph-safe: the
+    step cannot be captured."""
+
+    graph_safe = True
+
+    def on_grad_computed(self, net, named_parameters, **kwargs):
+        next(iter(named_parameters))[1].grad.sum().item()
+
+
+@cuda
+def test_a_capture_that_fails_on_cuda_falls_back_to_eager_steps(blobs):
+    params = dict(random_state=0, n_init=1, device="cuda", callbacks=[SyncInTheStep()])
+    params |= {**SMALL, "batch_size": 16}
+    with pytest.warns(RuntimeWarning, match="capturing it failed"):
+        graphed = GMVAEClustering(3, cuda_graph="auto", **params).fit(blobs)
+    eager = GMVAEClustering(3, cuda_graph=False, **params).fit(blobs)
+    # The warm-up steps ran with the capturable Adam: equal up to the last bits.
+    np.testing.assert_allclose(
+        graphed.history_[:, "train_elbo"], eager.history_[:, "train_elbo"], rtol=1e-4
+    )
+    np.testing.assert_array_equal(graphed.labels_, eager.labels_)
+    with pytest.raises(RuntimeError, match="capturing it failed"):
+        GMVAEClustering(3, cuda_graph=True, **params).fit(blobs)
 
 
 class PoisonOnce(Callback):
