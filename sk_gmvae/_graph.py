@@ -354,12 +354,12 @@ class GraphedStep:
         message = f"The training step as a CUDA graph: {reason}."
         if self.strict:
             raise RuntimeError(
-                f"{message} cuda_graph=False trains without graphs; cuda_graph='auto' "
-                "falls back to eager steps (please report this failure)."
+                f"{message} net_params={{'cuda_graph': False}} trains without graphs; "
+                "'auto' falls back to eager steps (please report this failure)."
             ) from error
         warnings.warn(
-            f"{message} The fit goes on with eager steps, as with cuda_graph=False "
-            "(please report this failure).",
+            f"{message} The fit goes on with eager steps, as with "
+            "net_params={'cuda_graph': False} (please report this failure).",
             RuntimeWarning,
             stacklevel=2,
         )

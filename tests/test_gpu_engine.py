@@ -150,9 +150,11 @@ def test_cuda_graph_rule(settings, graphed):
 
 def test_cuda_graph_parameter_is_validated_and_inert_on_the_cpu(blobs):
     with pytest.raises(ValueError, match="cuda_graph"):
-        GMVAEClustering(3, cuda_graph="always", **SMALL).fit(blobs)
-    on = GMVAEClustering(3, random_state=0, cuda_graph=True, device="cpu", **SMALL).fit(blobs)
-    off = clone(on).set_params(cuda_graph=False).fit(blobs)
+        GMVAEClustering(3, net_params={"cuda_graph": "always"}, **SMALL).fit(blobs)
+    on = GMVAEClustering(
+        3, random_state=0, net_params={"cuda_graph": True}, device="cpu", **SMALL
+    ).fit(blobs)
+    off = clone(on).set_params(net_params={"cuda_graph": False}).fit(blobs)
     assert on.lower_bound_ == off.lower_bound_
 
 
@@ -231,8 +233,8 @@ def test_a_checked_graph_that_agrees_trains_on_with_its_replays(blobs, graph_on_
     # (the state is kept, replayed, put back): that leaves the fit as eager training.
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
-        graphed = GMVAEClustering(3, cuda_graph="auto", **GRAPHED).fit(blobs)
-    eager = GMVAEClustering(3, cuda_graph=False, **GRAPHED).fit(blobs)
+        graphed = GMVAEClustering(3, net_params={"cuda_graph": "auto"}, **GRAPHED).fit(blobs)
+    eager = GMVAEClustering(3, net_params={"cuda_graph": False}, **GRAPHED).fit(blobs)
     _assert_same_fit(graphed, eager)
     # One capture; the checked replay, then the 4 full batches after it and 8 per epoch.
     assert graph_on_the_cpu == {"capture": 1, "replay": 1 + 4 + 8 * 2}
@@ -246,7 +248,7 @@ def test_auto_falls_back_to_eager_steps_with_one_warning(
     monkeypatch.setattr(GraphedStep, name, function)
     with warnings.catch_warnings(record=True) as record:
         warnings.simplefilter("always")
-        graphed = GMVAEClustering(3, cuda_graph="auto", **GRAPHED).fit(blobs)
+        graphed = GMVAEClustering(3, net_params={"cuda_graph": "auto"}, **GRAPHED).fit(blobs)
     [warning] = _graph_warnings(record)
     assert warning.category is RuntimeWarning
     assert re.search(f"The training step as a CUDA graph: {reason}", str(warning.message))
@@ -254,7 +256,7 @@ def test_auto_falls_back_to_eager_steps_with_one_warning(
     # The fall-back comes before the 4th step's update (the checked replay's state is
     # put back): on the CPU, where the warm-up steps are the eager step, the fit is the
     # eager fit bit for bit; on CUDA it differs by the capturable Adam of the warm-up.
-    eager = GMVAEClustering(3, cuda_graph=False, **GRAPHED).fit(blobs)
+    eager = GMVAEClustering(3, net_params={"cuda_graph": False}, **GRAPHED).fit(blobs)
     _assert_same_fit(graphed, eager)
     assert graph_on_the_cpu["replay"] <= 1  # never again after the check
     assert not any(group["capturable"] for group in graphed.net_.optimizer_.param_groups)
@@ -264,8 +266,10 @@ def test_auto_falls_back_to_eager_steps_with_one_warning(
 def test_an_explicit_cuda_graph_raises_instead(blobs, graph_on_the_cpu, monkeypatch, failure):
     name, function, reason = FAILURES[failure]
     monkeypatch.setattr(GraphedStep, name, function)
-    with pytest.raises(RuntimeError, match=f"{reason}.*cuda_graph=False trains without graphs"):
-        GMVAEClustering(3, cuda_graph=True, **GRAPHED).fit(blobs)
+    with pytest.raises(
+        RuntimeError, match=f"{reason}.*'cuda_graph': False}} trains without graphs"
+    ):
+        GMVAEClustering(3, net_params={"cuda_graph": True}, **GRAPHED).fit(blobs)
 
 
 @pytest.mark.parametrize("failure", ["capture", "loss"])
@@ -278,9 +282,9 @@ def test_stacked_restarts_fall_back_with_their_generators(
     params = {**GRAPHED, "n_init": 2, "stack_restarts": True}
     with warnings.catch_warnings(record=True) as record:
         warnings.simplefilter("always")
-        graphed = GMVAEClustering(3, cuda_graph="auto", **params).fit(blobs)
+        graphed = GMVAEClustering(3, net_params={"cuda_graph": "auto"}, **params).fit(blobs)
     assert _graph_warnings(record)  # one per training (the stacked trials, the kept run)
-    eager = GMVAEClustering(3, cuda_graph=False, **params).fit(blobs)
+    eager = GMVAEClustering(3, net_params={"cuda_graph": False}, **params).fit(blobs)
     _assert_same_fit(graphed, eager)
 
 
@@ -311,8 +315,8 @@ def test_the_check_tolerances(blobs):
 def test_cuda_graph_training_equals_eager_cuda_training(blobs, n_init):
     params = dict(random_state=0, n_init=n_init, device="cuda", max_grad_norm=1.0)
     params |= {**SMALL, "max_epochs": 6, "batch_size": 16}  # captures after 3 warm-up steps
-    graphed = GMVAEClustering(3, cuda_graph=True, **params).fit(blobs)
-    eager = GMVAEClustering(3, cuda_graph=False, **params).fit(blobs)
+    graphed = GMVAEClustering(3, net_params={"cuda_graph": True}, **params).fit(blobs)
+    eager = GMVAEClustering(3, net_params={"cuda_graph": False}, **params).fit(blobs)
     # The same draws and the same step; Adam's device-side step count may differ in the
     # last bits from the eager one.
     np.testing.assert_allclose(
@@ -330,7 +334,7 @@ def test_cuda_graph_training_equals_eager_cuda_training(blobs, n_init):
         {"learning_rate_decay": 0.5},  # a new rate each epoch: captured again
         {"kl_warmup": 2.0},  # the KL weight, a buffer the graph reads, set every step
         {"variant": "vade", "pretrain_epochs": 2},  # the prior and Adam's moments rewritten
-        {"precision": "bfloat16"},  # autocast without its cast cache in the graph
+        {"net_params": {"precision": "bfloat16"}},  # autocast without its cast cache
         {"validation_fraction": 0.25},  # validation between replays, on its own stream
     ],
     ids=["lr-decay", "kl-warmup", "vade-start", "bf16", "validation"],
@@ -338,8 +342,9 @@ def test_cuda_graph_training_equals_eager_cuda_training(blobs, n_init):
 def test_cuda_graph_equals_eager_with(blobs, settings):
     params = dict(random_state=0, device="cuda", **{**SMALL, "max_epochs": 5, "batch_size": 16})
     params |= settings
-    graphed = GMVAEClustering(3, cuda_graph=True, **params).fit(blobs)
-    eager = GMVAEClustering(3, cuda_graph=False, **params).fit(blobs)
+    engine = params.pop("net_params", {})
+    graphed = GMVAEClustering(3, net_params={**engine, "cuda_graph": True}, **params).fit(blobs)
+    eager = GMVAEClustering(3, net_params={**engine, "cuda_graph": False}, **params).fit(blobs)
     np.testing.assert_allclose(
         graphed.history_[:, "train_elbo"], eager.history_[:, "train_elbo"], rtol=1e-4
     )
@@ -363,7 +368,7 @@ def test_the_first_graphed_step_agrees_with_the_eager_step(blobs, monkeypatch, n
     params |= {**SMALL, "batch_size": 16}
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
-        GMVAEClustering(3, cuda_graph="auto", **params).fit(blobs)
+        GMVAEClustering(3, net_params={"cuda_graph": "auto"}, **params).fit(blobs)
     assert len(verdicts) >= SMALL["max_epochs"] and set(verdicts) == {None}
 
 
@@ -382,15 +387,15 @@ def test_a_capture_that_fails_on_cuda_falls_back_to_eager_steps(blobs):
     params = dict(random_state=0, n_init=1, device="cuda", callbacks=[SyncInTheStep()])
     params |= {**SMALL, "batch_size": 16}
     with pytest.warns(RuntimeWarning, match="capturing it failed"):
-        graphed = GMVAEClustering(3, cuda_graph="auto", **params).fit(blobs)
-    eager = GMVAEClustering(3, cuda_graph=False, **params).fit(blobs)
+        graphed = GMVAEClustering(3, net_params={"cuda_graph": "auto"}, **params).fit(blobs)
+    eager = GMVAEClustering(3, net_params={"cuda_graph": False}, **params).fit(blobs)
     # The warm-up steps ran with the capturable Adam: equal up to the last bits.
     np.testing.assert_allclose(
         graphed.history_[:, "train_elbo"], eager.history_[:, "train_elbo"], rtol=1e-4
     )
     np.testing.assert_array_equal(graphed.labels_, eager.labels_)
     with pytest.raises(RuntimeError, match="capturing it failed"):
-        GMVAEClustering(3, cuda_graph=True, **params).fit(blobs)
+        GMVAEClustering(3, net_params={"cuda_graph": True}, **params).fit(blobs)
 
 
 class PoisonOnce(Callback):
@@ -431,8 +436,8 @@ def test_cuda_graph_after_a_recovery_from_before_the_first_step_equals_eager(blo
     # replay would start its moments afresh), so the graphed step warms up again.
     params = dict(random_state=0, device="cuda", callbacks=[PoisonOnce()])
     params |= {**SMALL, "max_epochs": 4, "batch_size": 16}
-    graphed = GMVAEClustering(3, cuda_graph=True, **params).fit(blobs)
-    eager = GMVAEClustering(3, cuda_graph=False, **params).fit(blobs)
+    graphed = GMVAEClustering(3, net_params={"cuda_graph": True}, **params).fit(blobs)
+    eager = GMVAEClustering(3, net_params={"cuda_graph": False}, **params).fit(blobs)
     assert graphed.history_[0, "divergence_recoveries"] == 1
     assert np.isnan(graphed.history_[0, "train_elbo"])
     np.testing.assert_allclose(
@@ -443,7 +448,12 @@ def test_cuda_graph_after_a_recovery_from_before_the_first_step_equals_eager(blo
 @cuda
 def test_cuda_graph_divergence_is_still_undone(blobs):
     est = GMVAEClustering(
-        3, random_state=0, cuda_graph=True, device="cuda", learning_rate=1e8, **SMALL
+        3,
+        random_state=0,
+        net_params={"cuda_graph": True},
+        device="cuda",
+        learning_rate=1e8,
+        **SMALL,
     )
     with pytest.warns(Warning, match="diverged"):
         est.fit(blobs)
