@@ -143,7 +143,7 @@ def test_n_init_keeps_best_final_elbo(blobs):
     est = GMVAEClustering(
         3,
         n_init=3,
-        init_epochs=None,  # full restarts, ranked at their end
+        trial_epochs=None,  # full restarts, ranked at their end
         stack_restarts=False,
         restart_selection="elbo",
         random_state=0,
@@ -457,7 +457,7 @@ def test_n_init_keeps_the_restart_ranked_best_by_the_criterion(blobs, criterion)
     from sk_gmvae.metrics import conditional_entropy, mutual_information
 
     X, _ = blobs
-    params = dict(n_init=3, init_epochs=None, stack_restarts=False, random_state=0, **SMALL)
+    params = dict(n_init=3, trial_epochs=None, stack_restarts=False, random_state=0, **SMALL)
     params["posterior_samples"] = 0  # predict_proba is then q(y|x), which the scores use
     est = GMVAEClustering(3, restart_selection=criterion, **params).fit(X)
     scores = [
@@ -480,7 +480,7 @@ def test_trial_restarts_rank_the_trials_and_train_the_kept_one_on_as_alone(blobs
     # random stream included.
     X, _ = blobs
     params = dict(random_state=0, learning_rate_decay=0.5, kl_warmup=2, **SMALL)
-    est = GMVAEClustering(3, n_init=3, init_epochs=2, stack_restarts=stack, **params).fit(X)
+    est = GMVAEClustering(3, n_init=3, trial_epochs=2, stack_restarts=stack, **params).fit(X)
     assert est.n_init_ == 3 and est.init_epochs_ == 2 and est.n_iter_ == SMALL["max_epochs"]
     mi = [r["mutual_information"] for r in est.restarts_]
     best = int(np.argmax(mi))
@@ -518,7 +518,7 @@ def test_the_divergence_guard_goes_on_across_the_trial_as_in_one_training(blobs,
     # (2 in the trial) training stops at epoch 6, as alone.
     X, _ = blobs
     params = dict(random_state=0, learning_rate_decay=0.5, callbacks=[PoisonEpochs(poisoned)])
-    est = GMVAEClustering(3, n_init=2, init_epochs=3, **params, **{**SMALL, "max_epochs": 8})
+    est = GMVAEClustering(3, n_init=2, trial_epochs=3, **params, **{**SMALL, "max_epochs": 8})
     with pytest.warns(ConvergenceWarning, match="diverged"):
         est.fit(X)
     kept = [r["seed"] for r in est.restarts_].index(est.net_.random_state)
@@ -532,10 +532,10 @@ def test_the_divergence_guard_goes_on_across_the_trial_as_in_one_training(blobs,
 
 
 @pytest.mark.parametrize(
-    "init_epochs, message",
+    "trial_epochs, message",
     [(3, "interrupted after 3 of 8 epochs"), (None, "interrupted in restart 2 of 3")],
 )
-def test_ctrl_c_in_a_restart_ends_the_fit_and_says_so(blobs, init_epochs, message):
+def test_ctrl_c_in_a_restart_ends_the_fit_and_says_so(blobs, trial_epochs, message):
     class InterruptTheSecondTraining(Callback):  # a class per test: a fresh count
         trainings = 0
 
@@ -548,11 +548,11 @@ def test_ctrl_c_in_a_restart_ends_the_fit_and_says_so(blobs, init_epochs, messag
 
     X, _ = blobs
     params = dict(random_state=0, callbacks=[InterruptTheSecondTraining()], n_init=3)
-    est = GMVAEClustering(3, init_epochs=init_epochs, **params, **{**SMALL, "max_epochs": 8})
+    est = GMVAEClustering(3, trial_epochs=trial_epochs, **params, **{**SMALL, "max_epochs": 8})
     with pytest.warns(ConvergenceWarning, match=message):
         est.fit(X)
     # No further restart, and the kept one (the first, trial or full) did not go on.
-    assert len(est.restarts_) == 2 and est.n_iter_ == (init_epochs or 8)
+    assert len(est.restarts_) == 2 and est.n_iter_ == (trial_epochs or 8)
 
 
 def test_an_early_stopping_callback_is_early_stopping_and_every_restart_trains(blobs):
