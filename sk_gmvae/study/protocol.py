@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
-
 import numpy as np
 
 from ..datasets import load_fashion_mnist, load_mnist
@@ -15,14 +13,17 @@ def binarize_once(X: np.ndarray, seed: int) -> np.ndarray:
     return (rng.random(X.shape, dtype=np.float32) < X).astype(np.float32)
 
 
-def load_protocol(args: argparse.Namespace) -> tuple[np.ndarray, ...]:
-    """The study's protocol: train on the first ``n_train`` (50k) training images, so an
-    epoch is 500 steps of 100; evaluate on the 10k test images, binarized once."""
-    if getattr(args, "dataset", "mnist") == "fashion-mnist":
-        X_train, y_train = load_fashion_mnist("train", return_X_y=True, data_home=args.data_home)
-        X_test, y_test = load_fashion_mnist("test", return_X_y=True, data_home=args.data_home)
-    else:
-        X_train, y_train = load_mnist("train", return_X_y=True, data_home=args.data_home)
-        X_test, y_test = load_mnist("test", return_X_y=True, data_home=args.data_home)
-    n = args.n_train
-    return X_train[:n], y_train[:n], binarize_once(X_test, args.seed), y_test
+def load_protocol(
+    dataset: str = "mnist",
+    n_train: int = 50_000,
+    seed: int = 0,
+    data_home: str | None = None,
+) -> tuple[np.ndarray, ...]:
+    """The study's protocol: train on the first ``n_train`` (50k) training images of
+    ``dataset`` ("mnist" or "fashion-mnist"), so an epoch is 500 steps of 100; evaluate on
+    the 10k test images, binarized once with ``seed``. Returns X_train, y_train, X_test,
+    y_test."""
+    load = load_fashion_mnist if dataset == "fashion-mnist" else load_mnist
+    X_train, y_train = load("train", return_X_y=True, data_home=data_home)
+    X_test, y_test = load("test", return_X_y=True, data_home=data_home)
+    return X_train[:n_train], y_train[:n_train], binarize_once(X_test, seed), y_test
