@@ -281,7 +281,7 @@ def check_trainable(config: FitConfig) -> None:
     """A ``ValueError`` for a configuration that cannot train as asked."""
     if config.pretrain_epochs and config.variant != "vade":
         raise ValueError(
-            f"pretrain_epochs is VaDE's start (variant='vade'); variant="
+            f"pretrain_epochs is VaDE's initialisation (variant='vade'); variant="
             f"{config.variant!r} has no start of its own to replace (docs/defaults.md). "
             "Set pretrain_epochs=0."
         )

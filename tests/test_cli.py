@@ -212,9 +212,9 @@ def test_mnist_options_reach_the_estimator(monkeypatch, tmp_path):
     argv += ["--hidden", "8", "4", "--batch-size", "20", "--learning-rate", "0.01"]
     assert cli.main([*argv, "--cuda-graph", "no"]) == 0
     assert fitted["hidden_layer_sizes"] == (8, 4) and fitted["batch_size"] == 20
-    assert fitted["learning_rate"] == 0.01 and fitted["cuda_graph"] is False
+    assert fitted["learning_rate"] == 0.01 and fitted["net_params"] == {"cuda_graph": False}
     assert cli.main(argv) == 0
-    assert fitted["cuda_graph"] == "auto"
+    assert fitted["net_params"] is None  # the engine's defaults
 
 
 def test_mnist_plots_option_writes_the_figures(monkeypatch, tmp_path, capsys):
@@ -249,7 +249,7 @@ def test_reproduce_options_reach_the_study(monkeypatch, tmp_path):
     argv = [*REPRODUCE, "--out", str(tmp_path), "--cuda-graph", "no", "--stack-seeds", "yes"]
     with pytest.raises(Stop):
         cli.main(argv)
-    assert seen["cuda_graph"] is False and seen["stack_seeds"] is True
+    assert seen["net_params"] == {"cuda_graph": False} and seen["stack_seeds"] is True
 
 
 # ---------------------------------------------------------------- cluster and predict
@@ -432,7 +432,7 @@ def test_cluster_options_reach_the_estimator(tmp_path, monkeypatch):
     with pytest.raises(Stop):
         _main(*argv, "--epochs", "7", "--seed", "3", "--quiet")
     assert seen["rows"] == (60, 4) and seen["verbose"] == 0
-    assert seen["binarize"] is False and seen["cuda_graph"] is True
+    assert seen["binarize"] is False and seen["net_params"] == {"cuda_graph": True}
     assert seen["hidden_layer_sizes"] == (8, 4) and seen["max_epochs"] == 7
     assert seen["random_state"] == 3
 

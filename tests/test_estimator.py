@@ -283,7 +283,7 @@ def test_tensor_batches_cover_every_row_once():
 
 def test_bfloat16_training_clusters_like_float32(digits):
     X, y = digits
-    bf16 = GMVAEClustering(10, precision="bfloat16", **DIGITS_PARAMS).fit(X)
+    bf16 = GMVAEClustering(10, net_params={"precision": "bfloat16"}, **DIGITS_PARAMS).fit(X)
     assert next(bf16.net_.module_.parameters()).dtype == torch.float32
     assert cluster_accuracy(y, bf16.labels_) > DIGITS_ACCURACY and np.isfinite(bf16.score(X))
 
@@ -333,8 +333,8 @@ def test_tf32_sets_the_cuda_matmul_precision_only_inside_training(blobs):
     # On the CPU "tf32" is float32 (on CUDA the two legitimately differ).
     X, _ = blobs
     params = dict(random_state=0, device="cpu", **SMALL)
-    tf32 = GMVAEClustering(3, precision="tf32", **params).fit(X)
-    fp32 = GMVAEClustering(3, precision="float32", **params).fit(X)
+    tf32 = GMVAEClustering(3, net_params={"precision": "tf32"}, **params).fit(X)
+    fp32 = GMVAEClustering(3, net_params={"precision": "float32"}, **params).fit(X)
     assert tf32.lower_bound_ == fp32.lower_bound_
 
 
@@ -359,7 +359,7 @@ def test_fits_in_threads_equal_fits_one_after_another(blobs):
 def test_compiled_training_equals_eager_and_pickles(blobs):
     X, _ = blobs
     params = dict(random_state=0, **{**SMALL, "max_epochs": 2})
-    compiled = GMVAEClustering(3, compile=True, **params).fit(X)
+    compiled = GMVAEClustering(3, net_params={"compile": True}, **params).fit(X)
     eager = GMVAEClustering(3, **params).fit(X)
     assert type(compiled.net_.module_) is type(eager.net_.module_)  # a plain module
     np.testing.assert_allclose(compiled.lower_bound_, eager.lower_bound_, rtol=1e-5)
@@ -481,7 +481,7 @@ def test_trial_restarts_rank_the_trials_and_train_the_kept_one_on_as_alone(blobs
     X, _ = blobs
     params = dict(random_state=0, learning_rate_decay=0.5, kl_warmup=2, **SMALL)
     est = GMVAEClustering(3, n_init=3, trial_epochs=2, stack_restarts=stack, **params).fit(X)
-    assert est.n_init_ == 3 and est.init_epochs_ == 2 and est.n_iter_ == SMALL["max_epochs"]
+    assert est.n_init_ == 3 and est.trial_epochs_ == 2 and est.n_iter_ == SMALL["max_epochs"]
     mi = [r["mutual_information"] for r in est.restarts_]
     best = int(np.argmax(mi))
     assert len(set(mi)) == 3 and est.net_.random_state == est.restarts_[best]["seed"]

@@ -119,5 +119,3 @@ def test_truncated_or_foreign_files_give_clear_errors(fitted, tmp_path):
     torch.save({"format": FORMAT, "params": {}}, tmp_path / "part.pt")
     with pytest.raises(ValueError, match="incomplete"):
         load_weights(tmp_path / "part.pt")
-
-

@@ -11,9 +11,9 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from .._config import resolve_device
 from .._estimator import GMVAEClustering
 from .._model import VARIANTS
-from .._training import resolve_device
 
 
 class UsageError(Exception):
@@ -87,6 +87,8 @@ class _Widths(argparse.Action):
         setattr(namespace, self.dest, widths)
 
 
+# The net's engine switches, set through the estimator's net_params, and their defaults.
+_ENGINE_DEFAULTS = {"precision": "float32", "compile": False, "cuda_graph": "auto"}
 # Estimator parameter -> (option names, argparse keywords, help). The option's dest is the
 # parameter's name; its default the estimator's, or the command's (``add_estimator_options``).
 _ESTIMATOR_OPTIONS: dict[str, tuple[Sequence[str], dict[str, Any], str]] = {
@@ -140,8 +142,8 @@ _ESTIMATOR_OPTIONS: dict[str, tuple[Sequence[str], dict[str, Any], str]] = {
         {"type": _or_auto(positive_int)},
         "restarts, the most informative one kept (auto: 4 below 10,000 rows, else 1)",
     ),
-    "init_epochs": (
-        ["--init-epochs"],
+    "trial_epochs": (
+        ["--trial-epochs"],
         {"type": _or_auto(positive_int)},
         "epochs of each restart's trial (auto: a sixth of --max-epochs)",
     ),
@@ -154,7 +156,7 @@ _ESTIMATOR_OPTIONS: dict[str, tuple[Sequence[str], dict[str, Any], str]] = {
     "precision": (
         ["--precision"],
         {"choices": ["float32", "tf32", "bfloat16"]},
-        "arithmetic of training (see GMVAEClustering's precision)",
+        "arithmetic of training (net_params' precision)",
     ),
     "compile": (["--compile"], {"action": "store_true"}, "torch.compile the training pass"),
     "cuda_graph": (
@@ -183,7 +185,7 @@ def add_estimator_options(
     skip : collection of str, default=()
         Parameters the command sets itself (their options are not added).
     """
-    defaults = {**GMVAEClustering().get_params(), **(defaults or {})}
+    defaults = {**GMVAEClustering().get_params(), **_ENGINE_DEFAULTS, **(defaults or {})}
     group = parser.add_argument_group("estimator options (GMVAEClustering's parameters)")
     for param, (flags, kwargs, help) in _ESTIMATOR_OPTIONS.items():
         if param in skip:
@@ -203,6 +205,10 @@ def estimator_params(args: argparse.Namespace) -> dict[str, Any]:
     for param in ("binarize", "cuda_graph"):
         if param in params:
             params[param] = auto_yes_no(params[param])
+    engine = {p: params.pop(p) for p in _ENGINE_DEFAULTS if p in params}
+    changed = {p: v for p, v in engine.items() if v != _ENGINE_DEFAULTS[p]}
+    if changed:
+        params["net_params"] = changed
     return params
 
 

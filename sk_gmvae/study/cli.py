@@ -110,7 +110,7 @@ def add_commands(commands: Any) -> None:
     )
     rep.add_argument("--no-progress", action="store_true", help="no progress bars")
     # One training per seed, of --epochs: the seeds, variants and epochs are the study's.
-    skip = ("variant", "max_epochs", "random_state", "n_init", "init_epochs")
+    skip = ("variant", "max_epochs", "random_state", "n_init", "trial_epochs")
     add_estimator_options(rep, STUDY_SETTINGS, skip=skip)
     rep.set_defaults(run=reproduce)
 
