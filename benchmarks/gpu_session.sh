@@ -34,15 +34,15 @@ case "$part" in
         ;;
     engine)
         # fit / lean graph step <= 1.5 and six stacked restarts / one <= 2 (float32).
-        step gpu_step 300 python benchmarks/bench_gpu_step.py --epochs 3
-        step gpu_step_tf32 120 python benchmarks/bench_gpu_step.py --epochs 3 --precision tf32 \
-            --restarts 1
-        step restarts 150 python benchmarks/bench_restarts.py --device cuda --rows 20000
+        step gpu_step 300 python -m benchmarks.speed.bench_gpu_step --epochs 3
+        step gpu_step_tf32 120 python -m benchmarks.speed.bench_gpu_step --epochs 3 \
+            --precision tf32 --restarts 1
+        step restarts 150 python -m benchmarks.speed.bench_restarts --device cuda --rows 20000
         ;;
     study)
         # Six seeds of a variant stacked, seconds per epoch with the monitoring, and the
         # whole study extrapolated to 200 epochs.
-        step study 540 python benchmarks/bench_study.py --device cuda --rows 50000 \
+        step study 540 python -m benchmarks.speed.bench_study --device cuda --rows 50000 \
             --seeds 0 1 2 3 4 5 --epochs 2 --study-epochs 200
         ;;
     *)

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from sklearn.datasets import load_digits
+from _helpers import small_params
 from sklearn.exceptions import ConvergenceWarning
 from skorch.callbacks import Callback
 
@@ -13,12 +13,12 @@ from sk_gmvae import GMVAEClustering
 from sk_gmvae.callbacks import RunCheckpoint, history_records
 from sk_gmvae.callbacks._checkpoint import CHECKPOINT, HISTORY, PREVIOUS, epochs_done
 
-SMALL = dict(latent_dim=2, hidden_layer_sizes=(16,), batch_size=64, random_state=0)
+SMALL = small_params(batch_size=64, random_state=0)
 
 
 @pytest.fixture(scope="module")
-def X():
-    return load_digits().data[:200] / 16.0
+def X(digits):
+    return digits[0][:200]
 
 
 def _fit(X, folder, epochs):

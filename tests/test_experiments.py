@@ -5,20 +5,14 @@ import math
 
 import numpy as np
 import pytest
-from sklearn.datasets import load_digits
+from _helpers import small_params
 
 from sk_gmvae import GMVAEClustering
 from sk_gmvae.callbacks import ClusteringMonitor, history_records
 from sk_gmvae.datasets import DatasetUnavailableError, load_fashion_mnist
 from sk_gmvae.study import plot_prototypes, plot_study, results_table, run_study, study_reference
 
-SMALL = dict(latent_dim=2, hidden_layer_sizes=(16,), max_epochs=3, batch_size=50)
-
-
-@pytest.fixture(scope="module")
-def digits():
-    X, y = load_digits(return_X_y=True)
-    return X / 16.0, y
+SMALL = small_params(max_epochs=3, batch_size=50)
 
 
 def test_monitor_records_metrics_without_changing_training(digits):

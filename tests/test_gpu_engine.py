@@ -15,6 +15,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from _helpers import small_params
 from sklearn.base import clone
 from sklearn.datasets import make_blobs
 from sklearn.exceptions import ConvergenceWarning
@@ -25,7 +26,7 @@ from sk_gmvae import GMVAEClustering
 from sk_gmvae._graph import LOSS_RTOL, WEIGHTS_RTOL, GraphedStep, uses_cuda_graph
 from sk_gmvae._stacked import StackedGradientNormClipping
 
-SMALL = dict(latent_dim=2, hidden_layer_sizes=(16,), max_epochs=3, batch_size=32)
+SMALL = small_params(max_epochs=3)
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 

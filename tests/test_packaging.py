@@ -1,6 +1,7 @@
 """The declared dependencies match what the package imports and what is tested."""
 
 import importlib
+import inspect
 import sys
 from pathlib import Path
 
@@ -43,3 +44,23 @@ def test_installed_scikit_learn_is_in_the_declared_range(project):
     validation = importlib.import_module("sklearn.utils._param_validation")
     assert all(hasattr(validation, name) for name in ("Interval", "StrOptions"))
     assert hasattr(importlib.import_module("sklearn.base"), "_fit_context")
+
+
+def test_installed_skorch_is_in_the_declared_range(project):
+    """The net overrides skorch internals, tested against this range: the installed
+    version must be in it, the range must end before the next untested minor release,
+    and the overridden methods must take the arguments the net passes."""
+    import skorch
+
+    requirement = _requirements(project["dependencies"])["skorch"]
+    assert requirement.specifier.contains(skorch.__version__), (
+        f"skorch {skorch.__version__} is outside the tested range {requirement}"
+    )
+    assert any(spec.operator == "<" for spec in requirement.specifier), "no upper bound"
+    assert not requirement.specifier.contains("2.0")
+    run_single_epoch = inspect.signature(skorch.NeuralNet.run_single_epoch).parameters
+    assert list(run_single_epoch)[:5] == ["self", "iterator", "training", "prefix", "step_fn"]
+    assert list(inspect.signature(skorch.NeuralNet._set_training).parameters) == [
+        "self",
+        "training",
+    ]

@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from _helpers import small_params
 from sklearn.base import clone
 from sklearn.datasets import make_blobs
 
@@ -12,7 +13,7 @@ from sk_gmvae import GMVAEClustering
 from sk_gmvae._inference import float64_copy, model_posterior, posterior
 from sk_gmvae._model import VARIANTS, MixtureVAE
 
-SMALL = dict(latent_dim=2, hidden_layer_sizes=(16,), max_epochs=5, batch_size=32)
+SMALL = small_params(max_epochs=5)
 
 
 def _quadrature_posterior(module: MixtureVAE, X: np.ndarray) -> np.ndarray:

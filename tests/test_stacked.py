@@ -3,14 +3,14 @@
 import numpy as np
 import pytest
 import torch
-from sklearn.datasets import load_digits
+from _helpers import small_params
 
 from sk_gmvae import GMVAEClustering
 from sk_gmvae._model import VARIANTS, MixtureVAE
 from sk_gmvae._stacked import StackedGradientNormClipping, StackedMixtureVAE
 
 KW = dict(n_features=7, n_clusters=4, latent_dim=3, hidden_layer_sizes=(8, 6))
-SMALL = dict(latent_dim=4, hidden_layer_sizes=(32, 32), max_epochs=2, batch_size=50)
+SMALL = small_params(latent_dim=4, hidden_layer_sizes=(32, 32), max_epochs=2, batch_size=50)
 
 
 def _replicas(variant, likelihood, n=3):
@@ -72,9 +72,8 @@ def test_per_restart_gradient_clipping_equals_clipping_each_alone():
 
 
 @pytest.fixture(scope="module")
-def digits():
-    X = load_digits().data[:300] / 16.0
-    return X
+def digits(digits):
+    return digits[0][:300]  # conftest's digits narrowed: the first 300 rows of X
 
 
 @pytest.mark.parametrize("variant", VARIANTS)

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from _helpers import small_params
 from sklearn.base import clone
-from sklearn.datasets import make_blobs
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -18,13 +18,7 @@ from skorch.callbacks import Checkpoint, EarlyStopping
 from sk_gmvae import GMVAEClustering
 from sk_gmvae.callbacks import FitProgressBar
 
-SMALL = dict(latent_dim=2, hidden_layer_sizes=(16,), max_epochs=5, batch_size=32)
-
-
-@pytest.fixture(scope="module")
-def blobs():
-    X, y = make_blobs(n_samples=120, centers=3, n_features=4, random_state=0)
-    return X, y
+SMALL = small_params(max_epochs=5)
 
 
 @pytest.fixture(scope="module", params=["gmvae", "modified_m2", "m2"])

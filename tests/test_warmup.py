@@ -4,6 +4,7 @@ GMM initialisation of the prior."""
 import numpy as np
 import pytest
 import torch
+from _helpers import small_params
 from sklearn.mixture import GaussianMixture
 from skorch.callbacks import Callback
 
@@ -13,7 +14,7 @@ from sk_gmvae._model import MixtureVAE
 from sk_gmvae._objective import WeightedNegativeELBO, elbo_terms
 from sk_gmvae.callbacks import GMMPriorInit, RunCheckpoint, history_records
 
-SMALL = dict(latent_dim=2, hidden_layer_sizes=(8,), batch_size=20, random_state=0)
+SMALL = small_params(hidden_layer_sizes=(8,), batch_size=20, random_state=0)
 
 
 class _RecordWeight(Callback):

@@ -1,6 +1,6 @@
 """Memory of prediction and scoring grows with the input, not with intermediate tensors.
 
-    python benchmarks/bench_predict_memory.py [--rows 20000 200000 1000000]
+    python -m benchmarks.speed.bench_predict_memory [--rows 20000 200000 1000000]
 
 For each size, a fresh process fits a reference-sized GMVAE (784-512-512, latent 64,
 K = 10) on 200 rows, then runs ``predict_proba`` and ``score_samples`` on ``rows`` x 784
@@ -33,10 +33,10 @@ print(json.dumps({"rows": rows, "input_mib": X.nbytes / 2**20,
 """
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", nargs="+", type=int, default=[20_000, 200_000])
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     for rows in args.rows:
         out = subprocess.run(
             [sys.executable, "-c", CHILD, str(rows)], capture_output=True, text=True, check=True

@@ -11,7 +11,7 @@ every subset of ``--keep`` of the seeds: what ``n_init=keep`` with full restarts
 k-means++ start, and the best inertia of 10) on the same rows; ``--embedding-gmm`` a
 full-covariance ``GaussianMixture`` on each fit's embedding ``transform(X)``.
 
-    python benchmarks/seed_scores.py --dataset fashion-mnist --rows 10000 \\
+    python -m benchmarks.quality.seed_scores --dataset fashion-mnist --rows 10000 \\
         --seeds 0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 --threads 1 --kmeans \\
         --params '{"variant": "vade", "pretrain_epochs": 2, "latent_dim": 10,
                    "binarize": false, "entropy_weight": 0, "max_epochs": 10}'
@@ -22,9 +22,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -33,11 +31,9 @@ from sklearn.cluster import KMeans
 from sklearn.mixture import GaussianMixture
 from sklearn.preprocessing import StandardScaler
 
+from benchmarks._common import load_datasets, mean_sd
 from sk_gmvae import GMVAEClustering
 from sk_gmvae.metrics import cluster_accuracy, conditional_entropy, mutual_information
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_quality import load_datasets, mean_sd  # noqa: E402  (the quality benchmark's helpers)
 
 # Each score, and its sign: larger is better after multiplying.
 SCORES = {"elbo": 1.0, "conditional_entropy": -1.0, "mutual_information": 1.0}
@@ -92,7 +88,7 @@ def summarize(fits: list[dict], keep: int) -> None:
         print(f"| {name} | {rho:.2f} | {best:.3f} |")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="digits")
     parser.add_argument("--rows", type=int, default=10_000, help="images of (Fashion-)MNIST")
@@ -107,7 +103,7 @@ def main() -> None:
     )
     parser.add_argument("--threads", type=int, default=None, help="torch threads")
     parser.add_argument("--json", default=None, help="also write every fit's figures here")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.keep < 1:
         parser.error("--keep must be at least 1")
     if args.threads:

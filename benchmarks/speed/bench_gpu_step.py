@@ -1,7 +1,7 @@
 """The estimator's training speed on a GPU against a lean CUDA-graph step, as ratios.
 
-    python benchmarks/bench_gpu_step.py                    # needs a CUDA device
-    python benchmarks/bench_gpu_step.py --precision tf32 --epochs 4
+    python -m benchmarks.speed.bench_gpu_step                      # needs a CUDA device
+    python -m benchmarks.speed.bench_gpu_step --precision tf32 --epochs 4
 
 Needs CUDA: without a CUDA device it says so and exits with status 2, measuring nothing.
 
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--restarts", type=int, default=6)
     args = parser.parse_args(argv)
     if not torch.cuda.is_available():
-        print("bench_gpu_step.py needs a CUDA device; none is available here: nothing measured.")
+        print("bench_gpu_step needs a CUDA device; none is available here: nothing measured.")
         return 2
     torch.backends.cuda.matmul.allow_tf32 = args.precision == "tf32"
     rng = np.random.default_rng(0)

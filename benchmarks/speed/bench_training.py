@@ -1,8 +1,8 @@
 """Training throughput of the three variants at the study's settings, as ratios.
 
-    python benchmarks/bench_training.py                 # CPU, all variants
-    python benchmarks/bench_training.py --device cuda   # a GPU
-    python benchmarks/bench_training.py --trained runs/mnist/checkpoints  # + denormals
+    python -m benchmarks.speed.bench_training                  # CPU, all variants
+    python -m benchmarks.speed.bench_training --device cuda    # a GPU
+    python -m benchmarks.speed.bench_training --trained runs/mnist/checkpoints  # + denormals
 
 For each variant (K=10, widths 512-512, latent 64, batch 100, MNIST-sized input) it
 prints samples/s and seconds per 50k-sample epoch of one optimizer step (forward,
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -31,9 +30,7 @@ from sk_gmvae._model import VARIANTS, MixtureVAE
 from sk_gmvae._objective import WeightedNegativeELBO
 from sk_gmvae._stacked import StackedMixtureVAE
 from sk_gmvae.callbacks._checkpoint import last_checkpoint
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from reference_elbo import reference_negative_elbo  # noqa: E402  (the tests' oracle)
+from tests.reference_elbo import reference_negative_elbo  # the tests' oracle: a loop over y
 
 D, K, L, H, BATCH, EPOCH = 784, 10, 64, (512, 512), 100, 50_000
 
@@ -125,7 +122,7 @@ def make_step(
     return step
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--repeats", type=int, default=30)
@@ -136,7 +133,7 @@ def main() -> None:
     parser.add_argument(
         "--restarts", type=int, default=6, help="n_init for stacked vs sequential (0: skip)"
     )
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     device = torch.device(args.device)
     torch.set_float32_matmul_precision("highest")  # float32 means float32 (no TF32)
     gen = torch.Generator().manual_seed(0)

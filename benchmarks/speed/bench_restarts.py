@@ -1,8 +1,8 @@
 """``n_init`` restarts trained at once (stacked) against one after another, end to end.
 
-    python benchmarks/bench_restarts.py                      # CPU, study-sized nets
-    python benchmarks/bench_restarts.py --device cuda
-    python benchmarks/bench_restarts.py --hidden 64 64 --latent 8   # a small model
+    python -m benchmarks.speed.bench_restarts                       # CPU, study-sized nets
+    python -m benchmarks.speed.bench_restarts --device cuda
+    python -m benchmarks.speed.bench_restarts --hidden 64 64 --latent 8   # a small model
 
 Fits ``GMVAEClustering(n_init=R)`` on MNIST rows (the first ``--rows`` training images;
 uniform noise in [0, 1] if MNIST cannot be loaded) with ``stack_restarts=True`` and
@@ -31,7 +31,7 @@ def _data(rows: int) -> tuple[np.ndarray, str]:
         return np.random.default_rng(0).random((rows, 784), dtype=np.float32), "uniform noise"
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--variant", default="gmvae")
@@ -41,7 +41,7 @@ def main() -> None:
     parser.add_argument("--hidden", type=int, nargs="+", default=[512, 512])
     parser.add_argument("--latent", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=2)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     X, source = _data(args.rows)
     params = dict(
         n_clusters=10,

@@ -4,13 +4,13 @@ asks for (mean +/- sd over seeds of majority-vote and Hungarian accuracy, NMI, A
 the epochs asked, with K).
 
     # the candidate recipe, on a GPU (seeds stacked: one model for all six)
-    python benchmarks/mnist_recipe.py --device cuda --seeds 0 1 2 3 4 5 --epochs 300 \\
+    python -m benchmarks.quality.mnist_recipe --device cuda --seeds 0 1 2 3 4 5 --epochs 300 \\
         --n-clusters 20 --learning-rate-decay 0.1 --out runs/recipe-k20
     # the K = 10 figure beside it (Hungarian accuracy is one-to-one at K = 10)
-    python benchmarks/mnist_recipe.py --device cuda --seeds 0 1 2 3 4 5 --epochs 300 \\
+    python -m benchmarks.quality.mnist_recipe --device cuda --seeds 0 1 2 3 4 5 --epochs 300 \\
         --n-clusters 10 --learning-rate-decay 0.1 --out runs/recipe-k10
     # a short CPU trend
-    python benchmarks/mnist_recipe.py --rows 10000 --epochs 10 --seeds 0 1
+    python -m benchmarks.quality.mnist_recipe --rows 10000 --epochs 10 --seeds 0 1
 
 It runs :func:`sk_gmvae.study.run_study` (so runs checkpoint every epoch, resume when
 rerun, and stop cleanly on Ctrl-C) with the variant and settings given here; the
@@ -20,7 +20,7 @@ Adam 1e-3, 50,000 training images). Seeds can be split over processes with the s
 
     # VaDE with its autoencoder + GMM start, on grey images (the CPU figures in
     # docs/results.md)
-    python benchmarks/mnist_recipe.py --variant vade --pretrain-epochs 2 --binarize no \\
+    python -m benchmarks.quality.mnist_recipe --variant vade --pretrain-epochs 2 --binarize no \\
         --latent-dim 10 --learning-rate-decay 1 --n-clusters 20 --epochs 30
 """
 
@@ -28,19 +28,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from benchmarks._common import mean_sd
 from sk_gmvae.datasets import load_mnist
 from sk_gmvae.study import run_study
 from sk_gmvae.study.cli import auto_yes_no
 from sk_gmvae.study.protocol import binarize_once
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_quality import mean_sd  # noqa: E402  (the quality benchmark's mean ± sd)
 
 METRICS = {
     "test_accuracy": "majority vote",
@@ -78,7 +75,7 @@ def kmeans_row(X: np.ndarray, X_test: np.ndarray, y_test: np.ndarray, k: int) ->
     return f"| {k} (KMeans) | - | 1 | " + " | ".join(cells) + " | - |"
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4, 5])
     parser.add_argument("--epochs", type=int, default=300)
@@ -111,7 +108,7 @@ def main() -> None:
         help="also KMeans with the same K on the same images (majority vote rises with K "
         "for any method: this is the baseline at that K)",
     )
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
 

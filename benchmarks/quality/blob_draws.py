@@ -5,7 +5,8 @@ Prints each draw's ARI, then per number of centres (and over all draws) each met
 mean ± sd over the draws and its wins / ties / losses against GaussianMixture with its
 defaults (a tie: within 0.001).
 
-    python benchmarks/blob_draws.py --centers 3 4 5 --draws 0 1 2 3 4 5 6 7 8 9 --jobs 2
+    python -m benchmarks.quality.blob_draws --centers 3 4 5 --draws 0 1 2 3 4 5 6 7 8 9 \\
+        --jobs 2
 
 One draw is one data set: the overlapping blobs of ``bench_quality.py`` (3 centres,
 draw 0) are a single point of this picture, and there a one-row boundary decides.
@@ -14,8 +15,6 @@ draw 0) are a single point of this picture, and there a one-row boundary decides
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -26,8 +25,7 @@ from sklearn.mixture import GaussianMixture
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_quality import _methods, mean_sd  # noqa: E402  (the quality benchmark's methods)
+from benchmarks._common import mean_sd, quality_methods
 
 DEFAULT_METHODS = [
     "GMVAEClustering (defaults)",
@@ -41,7 +39,7 @@ def score_draw(centers: int, draw: int, methods: list[str]) -> dict:
     """ARI of each method on one draw, fitted on one torch thread."""
     torch.set_num_threads(1)
     X, y = make_blobs(n_samples=300, centers=centers, random_state=draw)
-    makers = _methods(centers, 0, True, None)
+    makers = quality_methods(centers, 0, True, None)
     # GaussianMixture's default is one EM run; with 10, as KMeans and the GMVAE's
     # restarts, a local optimum is rarer.
     makers["GaussianMixture (n_init=10)"] = lambda: make_pipeline(
@@ -55,13 +53,13 @@ def score_draw(centers: int, draw: int, methods: list[str]) -> dict:
     return {"centers": centers, "draw": draw, **scores}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--centers", nargs="+", type=int, default=[3, 4, 5])
     parser.add_argument("--draws", nargs="+", type=int, default=list(range(10)))
     parser.add_argument("--methods", nargs="+", default=DEFAULT_METHODS)
     parser.add_argument("--jobs", type=int, default=1, help="draws fitted at once")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if "GaussianMixture" not in args.methods:
         args.methods.append("GaussianMixture")  # the reference of the win count
 

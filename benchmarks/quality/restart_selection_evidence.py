@@ -3,11 +3,12 @@ reference study's own logs (shipped as ``sk_gmvae/data/study_logged_curves.csv``
 six K = 10 GMVAE runs on MNIST, at several epochs, ranked by the training ELBO and by the
 mean entropy H(Y|X) of q(y|x) on 10k training images, against their test accuracy.
 
-    python benchmarks/restart_selection_evidence.py
+    python -m benchmarks.quality.restart_selection_evidence
 """
 
 from __future__ import annotations
 
+import argparse
 import csv
 from collections import defaultdict
 from importlib import resources
@@ -15,7 +16,9 @@ from importlib import resources
 from scipy.stats import spearmanr
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.parse_args(argv)  # no options: --help only
     path = resources.files("sk_gmvae") / "data" / "study_logged_curves.csv"
     runs: dict[str, dict[int, dict[str, str]]] = defaultdict(dict)
     with open(path, newline="") as f:

@@ -1,7 +1,8 @@
 """Train the modified M2 long and watch the divergence guard.
 
-    python benchmarks/divergence_modified_m2.py --epochs 300            # the study's regime
-    python benchmarks/divergence_modified_m2.py --epochs 20 --learning-rate 0.05  # forced
+    python -m benchmarks.quality.divergence_modified_m2 --epochs 300   # the study's regime
+    python -m benchmarks.quality.divergence_modified_m2 --epochs 20 \\
+        --learning-rate 0.05                                          # forced
 
 The study's modified M2 went NaN in 3 of 3 runs at epochs 227-255 (an epoch = 500 steps
 of 100 MNIST images). Here every epoch prints the training loss, H(Y|X), the guard's
@@ -35,7 +36,7 @@ class Report(Callback):
         )
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=300)
     parser.add_argument("--n-train", type=int, default=50_000)
@@ -44,7 +45,7 @@ def main() -> None:
     parser.add_argument("--max-grad-norm", type=float, default=None)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     X, _ = load_mnist("train", return_X_y=True)
     X_test, y_test = load_mnist("test", return_X_y=True)

@@ -6,8 +6,8 @@ over processes can be pooled from them) and a Markdown table (mean ± sd over se
 majority-vote and Hungarian accuracy, NMI and ARI) for the model's own labels and for
 the mixture's.
 
-    python benchmarks/embedding_recipe.py --n-clusters 10 --epochs 30 \\
-        --seeds 0 1 2 3 4 5 --threads 1         # one process per core: split the seeds
+    python -m benchmarks.quality.embedding_recipe --n-clusters 10 --epochs 30 \\
+        --seeds 0 1 2 3 4 5 --threads 1    # one process per core: split the seeds
 
 The model is VaDE with its autoencoder + GMM start on grey images (``variant="vade",
 pretrain_epochs=2, latent_dim=10, binarize=False, entropy_weight=0``), as the MNIST
@@ -18,24 +18,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
-from pathlib import Path
 
 import torch
 from sklearn.mixture import GaussianMixture
 
+from benchmarks._common import METRICS, mean_sd
 from sk_gmvae import GMVAEClustering
 from sk_gmvae.datasets import load_mnist
 from sk_gmvae.metrics import clustering_report
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_quality import METRICS, mean_sd  # noqa: E402  (the quality benchmark's helpers)
-
 VADE = dict(variant="vade", pretrain_epochs=2, latent_dim=10, binarize=False, entropy_weight=0)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4, 5])
     parser.add_argument("--n-clusters", type=int, default=10)
@@ -43,7 +39,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=50_000, help="training images")
     parser.add_argument("--params", default="{}", help="GMVAEClustering parameters, JSON")
     parser.add_argument("--threads", type=int, default=None, help="torch threads")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     X, _ = load_mnist("train", return_X_y=True)

@@ -2,8 +2,8 @@
 per epoch of all seeds (monitoring every epoch, as ``sk-gmvae reproduce`` does), and the
 whole study's time extrapolated from them.
 
-    python benchmarks/bench_study.py                          # CPU: 5,000 rows, 2 epochs
-    python benchmarks/bench_study.py --device cuda --rows 50000 --seeds 0 1 2 3 4 5
+    python -m benchmarks.speed.bench_study                     # CPU: 5,000 rows, 2 epochs
+    python -m benchmarks.speed.bench_study --device cuda --rows 50000 --seeds 0 1 2 3 4 5
 
 The timed part is one variant (``--variant``) for ``--epochs`` epochs, after one epoch of
 warm-up per mode (left out); the extrapolation multiplies the per-epoch time by 3
@@ -55,7 +55,7 @@ def _seconds_per_epoch(data: tuple, args: argparse.Namespace, stack: bool) -> fl
         return (time.perf_counter() - start) / args.epochs
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--rows", type=int, default=5_000)
@@ -65,7 +65,7 @@ def main() -> None:
     parser.add_argument("--precision", default="float32")
     parser.add_argument("--study-epochs", type=int, default=200)
     parser.add_argument("--threads", type=int, default=None)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     data = _data(args.rows)

@@ -1,0 +1,2 @@
+"""Time and memory: training throughput, the GPU step, restarts and the study stacked,
+prediction memory."""
