@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> None:
         binarize=binarize,
         pretrain_epochs=args.pretrain_epochs,
         device=args.device,
-        precision=args.precision,
+        net_params={"precision": args.precision},
     )
     marks = {e for e in (1, 10, 50, 100, 200, 300, 500) if e <= args.epochs}
     report = args.report or sorted(marks | {args.epochs})

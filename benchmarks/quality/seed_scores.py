@@ -7,7 +7,7 @@ final training ELBO, the mean conditional entropy H(Y|X) and the mutual informat
 I(X; Y) of q(y|x). Then, for each score, its Spearman correlation with
 accuracy and the mean accuracy of keeping the best of ``--keep`` fits by that score, over
 every subset of ``--keep`` of the seeds: what ``n_init=keep`` with full restarts
-(``init_epochs=None``) would give on average. ``--kmeans`` adds ``KMeans`` per seed (one
+(``trial_epochs=None``) would give on average. ``--kmeans`` adds ``KMeans`` per seed (one
 k-means++ start, and the best inertia of 10) on the same rows; ``--embedding-gmm`` a
 full-covariance ``GaussianMixture`` on each fit's embedding ``transform(X)``.
 

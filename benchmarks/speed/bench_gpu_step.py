@@ -12,7 +12,7 @@ In one process, at the study's settings (K = 10, 784-512-512, latent 64, batch 1
   forward, backward, fused ``Adam(capturable=True)``) captured by hand as one CUDA graph
   and replayed, with no skorch, no history and no host sync: the floor to aim at;
 - ``GMVAEClustering.fit`` seconds per epoch (the history's ``dur``, the first epoch left
-  out: it holds the warm-up and the capture) with ``cuda_graph=True`` and ``False``;
+  out: it holds the warm-up and the capture) with ``net_params={"cuda_graph": True}`` and ``False``;
 - ``n_init=6`` stacked restarts (``stack_restarts=True``) per epoch, against one restart.
 
 and prints each figure and the ratios the GPU issue sets targets for: fit / reference
@@ -102,15 +102,26 @@ def main(argv: list[str] | None = None) -> int:
     rng = np.random.default_rng(0)
     X = rng.random((args.rows, D), dtype=np.float32)
     X_cuda = torch.tensor(X, device="cuda")
-    common = dict(variant=args.variant, precision=args.precision)
+    common = dict(variant=args.variant)
+    engine = {"precision": args.precision}
     figures = {
         "device": torch.cuda.get_device_name(),
         "precision": args.precision,
         "reference_graph_s_per_epoch": reference_epoch_seconds(X_cuda, args.variant),
-        "fit_graph_s_per_epoch": fit_epoch_seconds(X, args.epochs, cuda_graph=True, **common),
-        "fit_eager_s_per_epoch": fit_epoch_seconds(X, args.epochs, cuda_graph=False, **common),
+        "fit_graph_s_per_epoch": fit_epoch_seconds(
+            X, args.epochs, net_params={**engine, "cuda_graph": True}, **common
+        ),
+        "fit_eager_s_per_epoch": fit_epoch_seconds(
+            X, args.epochs, net_params={**engine, "cuda_graph": False}, **common
+        ),
         f"fit_stacked{args.restarts}_s_per_epoch": fit_epoch_seconds(
-            X, args.epochs, n_init=args.restarts, init_epochs=None, stack_restarts=True, **common
+            X,
+            args.epochs,
+            n_init=args.restarts,
+            trial_epochs=None,
+            stack_restarts=True,
+            net_params=engine,
+            **common,
         ),
     }
     ref, graph = figures["reference_graph_s_per_epoch"], figures["fit_graph_s_per_epoch"]

@@ -47,7 +47,7 @@ def _seconds_per_epoch(data: tuple, args: argparse.Namespace, stack: bool) -> fl
             prototypes=False,
             stack_seeds=stack,
             device=args.device,
-            precision=args.precision,
+            net_params={"precision": args.precision},
         )
         run_study(X, X_test, y_test, out, epochs=1, **kwargs)  # warm-up, capture
         start = time.perf_counter()

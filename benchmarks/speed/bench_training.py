@@ -11,7 +11,7 @@ achieved GFLOP/s, the machine's attainable float32 GFLOP/s measured in the same 
 the same GEMM shapes, and their ratio; then speed ratios against a Python loop over y
 (the reference ELBO), bf16 autocast, ``--restarts`` (6) restarts trained as one stacked
 model against as many single steps (``n_init``), and (with ``--trained``) flushing
-denormals on a trained model; on a GPU also TF32 matmuls (``precision="tf32"``).
+denormals on a trained model; on a GPU also TF32 matmuls (``net_params={"precision": "tf32"}``).
 Everything is compared within one run, so the ratios hold on a noisy machine where
 absolute times do not.
 """
@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> None:
             "speedup_vs_loop": t_loop / t32,
             "bf16_speedup": t32 / t_bf16,
         }
-        if device.type == "cuda":  # precision="tf32": float32 matmuls on TF32 cores
+        if device.type == "cuda":  # the "tf32" precision: float32 matmuls on TF32 cores
             torch.set_float32_matmul_precision("high")
             row["tf32_speedup"] = t32 / _time(make_step(variant, device, x), device, args.repeats)
             torch.set_float32_matmul_precision("highest")
