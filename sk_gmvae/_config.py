@@ -22,7 +22,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from skorch.callbacks import EarlyStopping
+from sklearn.utils._param_validation import InvalidParameterError
+from skorch.callbacks import Callback, EarlyStopping
 
 from .callbacks._checkpoint import RunCheckpoint
 
@@ -104,17 +105,38 @@ class FitConfig:
         return has_callback(self.callbacks, RunCheckpoint)
 
 
+# The device types the networks train and predict on.
+DEVICE_TYPES = ("cpu", "cuda")
+
+
+def _torch_device(device: Any) -> torch.device | None:
+    """``device`` (not ``"auto"``) as a torch device of a type in :data:`DEVICE_TYPES`,
+    or None when it is not one."""
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        return None
+    return resolved if resolved.type in DEVICE_TYPES else None
+
+
 def resolve_device(device: str | torch.device) -> torch.device:
     """The torch device of the estimator's ``device`` parameter (``"auto"``: CUDA when
     available, else the CPU); a clear ``ValueError`` for an unusable one."""
-    if device == "auto":
+    if isinstance(device, str) and device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ValueError(f"device={device!r} is not a valid torch device.") from exc
+    resolved = _torch_device(device)
+    if resolved is None:
+        raise ValueError(
+            f"device={device!r} is not a device the networks run on: use 'auto', 'cpu', "
+            "'cuda' or 'cuda:N', or a torch.device of type 'cpu' or 'cuda'."
+        )
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device={device!r} was requested but CUDA is not available.")
+    if resolved.type == "cuda" and (resolved.index or 0) >= torch.cuda.device_count():
+        raise ValueError(
+            f"device={device!r} was requested but there are only "
+            f"{torch.cuda.device_count()} CUDA devices."
+        )
     return resolved
 
 
@@ -147,6 +169,90 @@ def hidden_sizes(hidden_layer_sizes: Any) -> tuple[int, ...]:
             f"positive ints, got {hidden_layer_sizes!r}."
         )
     return tuple(int(s) for s in sizes)
+
+
+def check_float32_range(X: np.ndarray) -> None:
+    """A ``ValueError`` for an X with values beyond the float32 range, in which the
+    networks are trained (inference, in float64, would turn them into NaN)."""
+    if X.size and np.abs(X).max() > np.finfo(np.float32).max:
+        raise ValueError(
+            "X has values beyond the float32 range (about 3.4e38) in which the networks "
+            "are trained; rescale it (e.g. StandardScaler)."
+        )
+
+
+def _is_callback(item: Any) -> bool:
+    """Whether ``item`` is a skorch callback instance or a ``(name, instance)`` pair."""
+    if isinstance(item, tuple):
+        return len(item) == 2 and isinstance(item[0], str) and isinstance(item[1], Callback)
+    return isinstance(item, Callback)
+
+
+def check_parameters(params: Mapping[str, Any], caller: str) -> None:
+    """The checks of the estimator's parameters (its ``get_params()``) that
+    scikit-learn's parameter constraints do not express: an ``InvalidParameterError``
+    (scikit-learn's message) for an ``optimizer`` that is not a torch optimizer class,
+    ``callbacks`` that are not skorch callbacks and a ``device`` that is not a CPU or
+    CUDA device; a ``ValueError`` for a positive ``entropy_weight`` of at least ``eta``.
+    """
+    optimizer = params["optimizer"]
+    if not (isinstance(optimizer, type) and issubclass(optimizer, torch.optim.Optimizer)):
+        raise InvalidParameterError(
+            f"The 'optimizer' parameter of {caller} must be a subclass of "
+            f"torch.optim.Optimizer. Got {optimizer!r} instead."
+        )
+    callbacks = params["callbacks"]
+    if callbacks is not None and not all(_is_callback(cb) for cb in callbacks):
+        raise InvalidParameterError(
+            f"The 'callbacks' parameter of {caller} must be a list of skorch callbacks "
+            f"(Callback instances or (name, Callback) pairs) or None. Got {callbacks!r} "
+            "instead."
+        )
+    device = params["device"]
+    if not (isinstance(device, str) and device == "auto") and _torch_device(device) is None:
+        raise InvalidParameterError(
+            f"The 'device' parameter of {caller} must be 'auto', 'cpu', 'cuda', 'cuda:N' "
+            f"or a torch.device of type 'cpu' or 'cuda'. Got {device!r} instead."
+        )
+    weight, eta = params["entropy_weight"], params["eta"]
+    # The loss's y-terms: eta KL(q(y|x) || p(y)) + w H(q(y|x))
+    #                   = -(eta - w) H(q(y|x)) - eta E_q[log p(y)],
+    # so at w >= eta nothing in the loss rewards spread-out assignments any more.
+    if not isinstance(weight, str) and weight > 0 and weight >= eta:
+        raise ValueError(
+            f"entropy_weight={weight!r} is at least eta={eta!r}: the loss would then "
+            "reward putting every row in one cluster. Use an entropy_weight below eta."
+        )
+
+
+def check_warm_start(estimator: Any) -> None:
+    """A ``ValueError`` when a parameter that shapes the fitted ``estimator``'s network
+    is set to a value other than the one the network was built with: a warm start
+    trains that network on and cannot reshape it. ``"auto"`` keeps the fitted value."""
+    module = estimator.net_.module_
+    built = {  # the parameters that shape the network, as built
+        "n_clusters": module.n_clusters,
+        "variant": module.variant,
+        "latent_dim": estimator.latent_dim_,
+        "hidden_layer_sizes": hidden_sizes(estimator.hidden_layer_sizes_),
+        "likelihood": estimator.likelihood_,
+        "binarize": estimator.binarize_,
+        "min_variance": module.min_variance,
+    }
+    for name, fitted in built.items():
+        value = getattr(estimator, name)
+        if isinstance(value, str) and value == "auto":
+            continue
+        if name == "hidden_layer_sizes":
+            value = hidden_sizes(value)
+        elif not isinstance(value, str):
+            value = type(fitted)(value)  # numpy scalars as the fitted int, float or bool
+        if value != fitted:
+            raise ValueError(
+                f"warm_start=True trains the fitted network on, which was built with "
+                f"{name}={fitted!r}; {name}={value!r} needs a new network. Set "
+                f"warm_start=False to refit, or {name} back to {fitted!r}."
+            )
 
 
 # skorch settings that an estimator parameter holds: the parameter to set instead.

@@ -25,8 +25,11 @@ from skorch.history import History
 
 from ._config import (
     FitConfig,
+    check_float32_range,
     check_net_params,
+    check_parameters,
     check_trainable,
+    check_warm_start,
     hidden_sizes,
     refuse_bools,
     resolve_config,
@@ -121,9 +124,10 @@ class GMVAEClustering(
     entropy_weight : float or "auto", default="auto"
         Weight on the conditional entropy H(q(y|x)) added to the loss; positive values
         favour confident assignments. At ``eta`` or more the ELBO's reward for
-        spread-out assignments is gone and every row goes to one cluster. With
-        ``beta=eta=1`` and 0 the loss is the plain negative ELBO. ``"auto"``:
-        ``eta / 2`` below 10,000 training rows, 0 from 10,000.
+        spread-out assignments is gone and every row goes to one cluster, so a positive
+        value of at least ``eta`` is refused. With ``beta=eta=1`` and 0 the loss is the
+        plain negative ELBO. ``"auto"``: ``eta / 2`` below 10,000 training rows, 0 from
+        10,000.
     kl_warmup : float, default=0.0
         Epochs over which the weight of the z-term rises linearly from 0 to 1
         (``KLWarmup``); 0: the loss is the same at every step.
@@ -195,7 +199,8 @@ class GMVAEClustering(
         Extra skorch callbacks (instances or ``(name, callback)`` pairs), copied for
         each training.
     device : str or torch.device, default="auto"
-        Where to train and predict: ``"auto"`` uses CUDA when available, else the CPU.
+        Where to train and predict: ``"cpu"``, ``"cuda"``, ``"cuda:N"`` (or a
+        ``torch.device`` of those), or ``"auto"``: CUDA when available, else the CPU.
     random_state : int, RandomState instance or None, default=None
         Seeds the initialization, the data order, the binarization and the latent noise;
         the caller's global torch random state is left untouched.
@@ -204,7 +209,10 @@ class GMVAEClustering(
         metrics of every epoch.
     warm_start : bool, default=False
         If True and already fitted, ``fit`` trains the current networks for
-        ``max_epochs`` more epochs; ``n_init`` is then ignored.
+        ``max_epochs`` more epochs; ``n_init`` is then ignored. The parameters that
+        shape the networks (``n_clusters``, ``variant``, ``latent_dim``,
+        ``hidden_layer_sizes``, ``likelihood``, ``binarize``, ``min_variance``) must
+        keep their fitted values (``"auto"`` keeps them).
 
     Attributes
     ----------
@@ -416,16 +424,14 @@ trial_epochs_, posterior_samples_
         fit (``warm_start``) keeps the fitted device and likelihood."""
         self._validate_params()  # as fit's _fit_context does; for callers outside fit
         refuse_bools(self.get_params(deep=False), self._parameter_constraints)
+        check_parameters(self.get_params(), type(self).__name__)
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=not continuing)
         if not isinstance(self.hidden_layer_sizes, str):
             hidden_sizes(self.hidden_layer_sizes)  # fail early, before any training
         check_net_params(self.net_params)
-        if X.size and np.abs(X).max() > np.finfo(np.float32).max:
-            raise ValueError(
-                "X has values beyond the float32 range (about 3.4e38) in which the networks "
-                "are trained; rescale it (e.g. StandardScaler)."
-            )
+        check_float32_range(X)
         if continuing:
+            check_warm_start(self)
             self._check_bernoulli_range(X)
             device, likelihood = self.device_, self.likelihood_
         else:
@@ -597,10 +603,11 @@ trial_epochs_, posterior_samples_
 
     def _validate_for_inference(self, X: np.ndarray) -> np.ndarray:
         """X checked as every inference method takes it: fitted, the training's features,
-        and for a Bernoulli model values in [0, 1]."""
+        values within float32's range, and for a Bernoulli model in [0, 1]."""
         check_is_fitted(self)
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
         self._check_bernoulli_range(X)
+        check_float32_range(X)
         return X
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:

@@ -16,6 +16,7 @@ import torch
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d
 
+from ._config import check_float32_range
 from ._inference import decoded_mean, latent_mean, latent_moments, seeded_normal
 from ._model import SEED_MAX
 
@@ -136,6 +137,7 @@ class LatentSpaceMixin:
         check_is_fitted(self)
         module = self._inference_module_
         Z = check_array(X, dtype=np.float64)
+        check_float32_range(Z)
         if Z.shape[1] != module.latent_dim:
             raise ValueError(
                 f"X has {Z.shape[1]} columns but the latent space has "

@@ -5,6 +5,7 @@ import warnings
 import numpy as np
 import pytest
 import scipy.sparse as sp
+import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
@@ -171,3 +172,78 @@ def test_empty_clusters_are_reported_as_kmeans_does():
     with pytest.warns(ConvergenceWarning, match=r"distinct clusters \(1\).*n_clusters \(3\)"):
         est = GMVAEClustering(3, n_init=1, **TINY).fit(X)
     assert np.unique(est.labels_).tolist() == [0]
+
+
+@pytest.mark.parametrize(
+    "name, value",
+    [
+        ("optimizer", str),
+        ("optimizer", lambda params, lr: None),  # callable, but not an optimizer class
+        ("callbacks", [1]),
+        ("callbacks", [("name", 1)]),
+        ("callbacks", ["name"]),
+        ("device", "meta"),
+        ("device", torch.device("meta")),
+        ("device", "cuda:x"),
+    ],
+)
+def test_object_parameters_are_checked(name, value):
+    X = np.random.default_rng(0).normal(size=(20, 3))
+    with pytest.raises(ValueError, match=f"The '{name}' parameter of GMVAEClustering must be"):
+        GMVAEClustering(2, n_init=1, **TINY, **{name: value}).fit(X)
+
+
+def test_object_parameters_of_the_documented_kinds_train():
+    from skorch.callbacks import Callback, EarlyStopping
+
+    X = np.random.default_rng(0).normal(size=(20, 3))
+    params = dict(optimizer=torch.optim.SGD, device=torch.device("cpu"), n_init=1, **TINY)
+    callbacks = [EarlyStopping(monitor="train_loss"), ("probe", Callback())]
+    assert GMVAEClustering(2, callbacks=callbacks, **params).fit(X).n_iter_ == 2
+
+
+@pytest.mark.parametrize("weight, eta", [(1.0, 1.0), (2.0, 1.0), (0.5, 0.3)])
+def test_entropy_weight_of_at_least_eta_is_refused(weight, eta):
+    X = np.random.default_rng(0).normal(size=(20, 3))
+    est = GMVAEClustering(2, entropy_weight=weight, eta=eta, n_init=1, **TINY)
+    with pytest.raises(ValueError, match=rf"entropy_weight={weight}.*eta={eta}"):
+        est.fit(X)
+
+
+@pytest.mark.parametrize(
+    "weight, eta, used", [(0.0, 0.0, 0.0), ("auto", 0.0, 0.0), ("auto", 0.5, 0.25), (-1, 0, -1)]
+)
+def test_entropy_weight_below_eta_or_zero_trains(weight, eta, used):
+    X = np.random.default_rng(0).normal(size=(20, 3))
+    est = GMVAEClustering(2, entropy_weight=weight, eta=eta, n_init=1, **TINY).fit(X)
+    assert est.entropy_weight_ == used and est.n_iter_ == 2
+
+
+def test_inference_refuses_what_fit_refuses_and_is_finite_within_range():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(30, 3))
+    est = GMVAEClustering(2, n_init=1, **TINY).fit(X)
+    assert est.likelihood_ == "gaussian"
+    methods = (
+        est.predict,
+        est.predict_proba,
+        est.score_samples,
+        est.score,
+        est.transform,
+        est.latent_posterior,
+        est.inverse_transform,
+    )
+    for scale in (1e300, 1e39):
+        for method in methods:
+            X_bad = X[:, :1] * scale if method == est.inverse_transform else X * scale
+            with pytest.raises(ValueError, match="float32 range"):
+                method(X_bad)
+    # Large values within float32's range: finite probabilities, rows summing to 1, by
+    # q(y|x) and by the model's posterior.
+    for top in (1e30, np.finfo(np.float32).max):
+        X_big = X / np.abs(X).max() * top
+        for samples in (0, 8):
+            proba = est.set_params(posterior_samples=samples).predict_proba(X_big)
+            assert np.isfinite(proba).all()
+            np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+        assert np.isfinite(est.score_samples(X_big)).all()

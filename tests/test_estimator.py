@@ -637,3 +637,75 @@ def test_training_that_ends_on_an_undone_epoch_reports_divergence():
     with pytest.warns(ConvergenceWarning, match="Training diverged .* in 2 epochs"):
         est.set_params(random_state=1).fit(X)
     assert est.n_iter_ == 0 and est.converged_ is False and np.isnan(est.lower_bound_)
+
+
+def test_numpy_integer_parameters_fit_search_and_round_trip(blobs, tmp_path):
+    from sk_gmvae.persistence import load_weights, save_weights
+
+    X, _ = blobs
+    numpy_ints = dict(
+        latent_dim=np.int64(2),
+        hidden_layer_sizes=np.array([8, 8]),
+        max_epochs=np.int64(2),
+        batch_size=np.int32(32),
+        n_init=np.int64(2),
+        trial_epochs=np.int64(1),
+    )
+    # GridSearchCV hands out the grid's numpy integers as they are.
+    search = GridSearchCV(
+        GMVAEClustering(2, random_state=0).set_params(**numpy_ints),
+        {"n_clusters": np.arange(2, 4)},
+        cv=2,
+        error_score="raise",
+    ).fit(X)
+    assert np.isfinite(search.cv_results_["mean_test_score"]).all()
+    est = GMVAEClustering(random_state=0).set_params(n_clusters=np.int64(3), **numpy_ints)
+    est.fit(X)
+    assert est.predict(X).shape == (120,) and est.sample(np.int64(4))[0].shape == (4, 4)
+    assert (est.latent_dim_, est.hidden_layer_sizes_, est.n_init_) == (2, (8, 8), 2)
+    assert type(est.latent_dim_) is int and type(est.trial_epochs_) is int
+    restored = pickle.loads(pickle.dumps(est))
+    np.testing.assert_array_equal(restored.predict_proba(X), est.predict_proba(X))
+    save_weights(est, tmp_path / "m.pt")
+    loaded = load_weights(tmp_path / "m.pt", device=est.device_)
+    for name in ("latent_dim_", "hidden_layer_sizes_", "n_init_", "trial_epochs_"):
+        assert getattr(loaded, name) == getattr(est, name), name
+    np.testing.assert_allclose(loaded.predict_proba(X), est.predict_proba(X), atol=1e-12)
+    loaded.set_params(warm_start=True, max_epochs=np.int64(1)).fit(X)
+    assert loaded.n_iter_ == 3
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"variant": "vade"},
+        {"latent_dim": 3},
+        {"n_clusters": 4},
+        {"hidden_layer_sizes": (16, 16)},
+        {"likelihood": "bernoulli"},
+        {"binarize": True},
+        {"min_variance": 1e-3},
+    ],
+    ids=lambda change: next(iter(change)),
+)
+def test_warm_start_refuses_a_changed_network(blobs, change):
+    X, _ = blobs
+    X = (X - X.min()) / (X.max() - X.min())  # in [0, 1], so that Bernoulli is possible
+    params = {**SMALL, "max_epochs": 2, "n_init": 1, "likelihood": "gaussian"}
+    est = GMVAEClustering(3, random_state=0, warm_start=True, **params).fit(X)
+    [(name, value)] = change.items()
+    fitted = {"n_clusters": 3, "variant": "gmvae", "binarize": False, "min_variance": 0.0}
+    fitted |= {"latent_dim": 2, "hidden_layer_sizes": (16,), "likelihood": "gaussian"}
+    est.set_params(**change)
+    message = re.escape(f"built with {name}={fitted[name]!r}; {name}={value!r} ")
+    with pytest.raises(ValueError, match=message + ".*warm_start=False to refit"):
+        est.fit(X)
+    assert est.n_iter_ == 2 and est.net_.module_.latent_dim == 2  # untouched
+    # The fitted values, given again (numpy ones too) or as "auto", train on.
+    est.set_params(**{name: fitted[name]})
+    est.set_params(latent_dim="auto", hidden_layer_sizes=np.array([16]), n_clusters=np.int64(3))
+    est.fit(X)
+    assert est.n_iter_ == 4
+    # Without warm_start the change refits from scratch.
+    est.set_params(warm_start=False, **change).fit(X)
+    assert est.n_iter_ == 2

@@ -1,6 +1,7 @@
 """Weights-only save/load and pickle."""
 
 import pickle
+import re
 from fractions import Fraction
 
 import numpy as np
@@ -119,3 +120,104 @@ def test_truncated_or_foreign_files_give_clear_errors(fitted, tmp_path):
     torch.save({"format": FORMAT, "params": {}}, tmp_path / "part.pt")
     with pytest.raises(ValueError, match="incomplete"):
         load_weights(tmp_path / "part.pt")
+
+
+def test_a_damaged_file_is_refused(fitted, tmp_path):
+    est, _ = fitted
+    path = tmp_path / "m.pt"
+    save_weights(est, path)
+    data = bytearray(path.read_bytes())
+    # torch.save stores tensors uncompressed: find the largest weight's bytes and zero
+    # 64 of them in its middle, as a damaged disk or transfer would.
+    weight = max(est.net_.module_.state_dict().values(), key=torch.Tensor.numel)
+    start = data.find(weight.detach().cpu().numpy().tobytes())
+    assert start > 0 and weight.numel() * 4 >= 256
+    middle = start + weight.numel() * 2
+    data[middle : middle + 64] = bytes(64)
+    path.write_bytes(bytes(data))
+    # torch's zip reader does not check CRCs: the file still loads, with other weights...
+    damaged = torch.load(path, weights_only=True)["state_dict"]
+    assert any(
+        not torch.equal(damaged[k], v.cpu()) for k, v in est.net_.module_.state_dict().items()
+    )
+    # ...which the digest catches.
+    with pytest.raises(ValueError, match="corrupted.*SHA-256"):
+        load_weights(path)
+
+
+def _resaved(path, edit):
+    """The weights file at ``path`` with ``edit`` applied to its payload and its digest
+    written anew, as a consistent-looking file."""
+    from sk_gmvae.persistence import _digest
+
+    payload = torch.load(path, weights_only=True)
+    edit(payload)
+    payload["digest"] = _digest(payload)
+    torch.save(payload, path)
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda p: p["fitted"].update(hidden_layer_sizes_=[2**40, 2**40]),
+        lambda p: p["fitted"].update(hidden_layer_sizes_=[2**40]),
+        lambda p: p["fitted"].update(hidden_layer_sizes_=[1] * 10**5),
+        lambda p: p["fitted"].update(latent_dim_=3),
+        lambda p: p["fitted"].update(n_features_in_=10**12),
+        lambda p: p["params"].update(n_clusters=10**9),
+        lambda p: p["fitted"].update(latent_dim_="2"),
+        lambda p: p["fitted"].update(weights_=torch.ones(7)),
+        lambda p: p["state_dict"].pop("qz_mean.bias"),
+    ],
+)
+def test_sizes_that_do_not_fit_the_weights_are_refused_before_building(
+    fitted, tmp_path, monkeypatch, edit
+):
+    est, _ = fitted
+    path = tmp_path / "m.pt"
+    save_weights(est, path)
+    _resaved(path, edit)
+
+    def build(*args, **kwargs):
+        raise AssertionError("a net was built")
+
+    monkeypatch.setattr(GMVAEClustering, "_restore", build)
+    with pytest.raises(ValueError, match=re.escape(str(path)) + ": .*(sizes|weights|integer)"):
+        load_weights(path, device="cpu")
+
+
+def test_a_missing_file_and_an_unusable_device(fitted, tmp_path):
+    with pytest.raises(FileNotFoundError):
+        load_weights(tmp_path / "none.pt")
+    save_weights(fitted[0], tmp_path / "m.pt")
+    with pytest.raises(ValueError, match="'meta' is not a device"):
+        load_weights(tmp_path / "m.pt", device="meta")
+
+
+def test_output_configuration_survives(fitted, tmp_path):
+    est, X = fitted
+    clone = pickle.loads(pickle.dumps(est)).set_output(transform="pandas")
+    save_weights(clone, tmp_path / "m.pt")
+    loaded = load_weights(tmp_path / "m.pt", device="cpu")
+    Z = loaded.transform(X)
+    assert isinstance(Z, pd.DataFrame) and list(Z.columns) == [
+        "gmvaeclustering0",
+        "gmvaeclustering1",
+    ]
+    pd.testing.assert_frame_equal(Z, clone.transform(X))
+    save_weights(est, tmp_path / "plain.pt")  # and the default stays the default
+    assert isinstance(load_weights(tmp_path / "plain.pt").transform(X), np.ndarray)
+
+
+def test_a_loaded_model_trains_on_from_its_learning_rate(tmp_path):
+    X, _ = make_blobs(n_samples=40, centers=2, n_features=3, random_state=0)
+    params = dict(latent_dim=1, hidden_layer_sizes=(4,), max_epochs=4, n_init=1)
+    est = GMVAEClustering(2, learning_rate_decay=0.5, random_state=0, **params).fit(X)
+    save_weights(est, tmp_path / "m.pt")
+    loaded = load_weights(tmp_path / "m.pt", device=est.device_)
+    for model in (est, loaded):
+        model.set_params(warm_start=True, max_epochs=2).fit(X)
+    # The decay goes on where it was (the rate of epoch e: 1e-3 * 0.5 ** (e / 4)).
+    rates = [row["event_lr"] for row in loaded.history_]
+    np.testing.assert_allclose(rates, [row["event_lr"] for row in est.history_])
+    np.testing.assert_allclose(rates, 1e-3 * 0.5 ** (np.arange(6) / 4))
