@@ -181,6 +181,16 @@ def check_float32_range(X: np.ndarray) -> None:
         )
 
 
+def check_fitted_domain(X: np.ndarray, likelihood: str) -> None:
+    """A ``ValueError`` for rows outside the domain of a fitted Bernoulli model, [0, 1]."""
+    if likelihood == "bernoulli" and X.size and (X.min() < 0.0 or X.max() > 1.0):
+        raise ValueError(
+            "This model has a Bernoulli likelihood, fitted on data in [0, 1]; rows "
+            "outside [0, 1] are outside its domain (their ELBO is undefined). Scale them "
+            "as the training data were (e.g. divide pixels by 255)."
+        )
+
+
 def _is_callback(item: Any) -> bool:
     """Whether ``item`` is a skorch callback instance or a ``(name, instance)`` pair."""
     if isinstance(item, tuple):
@@ -188,13 +198,21 @@ def _is_callback(item: Any) -> bool:
     return isinstance(item, Callback)
 
 
-def check_parameters(params: Mapping[str, Any], caller: str) -> None:
+def check_parameters(
+    params: Mapping[str, Any], caller: str, constraints: Mapping[str, list]
+) -> None:
     """The checks of the estimator's parameters (its ``get_params()``) that
-    scikit-learn's parameter constraints do not express: an ``InvalidParameterError``
+    scikit-learn's parameter ``constraints`` do not express: bools refused for integer
+    parameters (:func:`refuse_bools`), ``net_params`` (:func:`check_net_params`),
+    ``hidden_layer_sizes`` as widths (:func:`hidden_sizes`); an ``InvalidParameterError``
     (scikit-learn's message) for an ``optimizer`` that is not a torch optimizer class,
     ``callbacks`` that are not skorch callbacks and a ``device`` that is not a CPU or
     CUDA device; a ``ValueError`` for a positive ``entropy_weight`` of at least ``eta``.
     """
+    refuse_bools(params, constraints)
+    check_net_params(params["net_params"])
+    if not isinstance(params["hidden_layer_sizes"], str):
+        hidden_sizes(params["hidden_layer_sizes"])  # fail early, before any training
     optimizer = params["optimizer"]
     if not (isinstance(optimizer, type) and issubclass(optimizer, torch.optim.Optimizer)):
         raise InvalidParameterError(

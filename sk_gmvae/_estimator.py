@@ -25,13 +25,12 @@ from skorch.history import History
 
 from ._config import (
     FitConfig,
+    check_fitted_domain,
     check_float32_range,
-    check_net_params,
     check_parameters,
     check_trainable,
     check_warm_start,
     hidden_sizes,
-    refuse_bools,
     resolve_config,
     resolve_device,
     resolve_likelihood,
@@ -410,29 +409,17 @@ trial_epochs_, posterior_samples_
 
     # ------------------------------------------------------------------ validation
 
-    def _check_bernoulli_range(self, X: np.ndarray) -> None:
-        if self.likelihood_ == "bernoulli" and X.size and (X.min() < 0.0 or X.max() > 1.0):
-            raise ValueError(
-                "This model has a Bernoulli likelihood, fitted on data in [0, 1]; rows "
-                "outside [0, 1] are outside its domain (their ELBO is undefined). Scale them "
-                "as the training data were (e.g. divide pixels by 255)."
-            )
-
     def _configure(self, X: Any, continuing: bool = False) -> tuple[np.ndarray, FitConfig]:
         """X validated and the fit's :class:`FitConfig` (every ``"auto"`` resolved for
         X), or a ``ValueError`` for settings that cannot train as asked. Continuing a
         fit (``warm_start``) keeps the fitted device and likelihood."""
         self._validate_params()  # as fit's _fit_context does; for callers outside fit
-        refuse_bools(self.get_params(deep=False), self._parameter_constraints)
-        check_parameters(self.get_params(), type(self).__name__)
+        check_parameters(self.get_params(), type(self).__name__, self._parameter_constraints)
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=not continuing)
-        if not isinstance(self.hidden_layer_sizes, str):
-            hidden_sizes(self.hidden_layer_sizes)  # fail early, before any training
-        check_net_params(self.net_params)
         check_float32_range(X)
         if continuing:
             check_warm_start(self)
-            self._check_bernoulli_range(X)
+            check_fitted_domain(X, self.likelihood_)
             device, likelihood = self.device_, self.likelihood_
         else:
             device = str(resolve_device(self.device))
@@ -606,7 +593,7 @@ trial_epochs_, posterior_samples_
         values within float32's range, and for a Bernoulli model in [0, 1]."""
         check_is_fitted(self)
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
-        self._check_bernoulli_range(X)
+        check_fitted_domain(X, self.likelihood_)
         check_float32_range(X)
         return X
 
