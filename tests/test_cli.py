@@ -177,7 +177,7 @@ def test_version(capsys):
         (["reproduce", "--epochs", "0"], "positive integer"),
         (["mnist", "--learning-rate", "-1"], "positive number"),
         (["mnist", "--hidden", "16", "0"], "positive integer"),
-        (["mnist", "--device", "tpu:9"], "not a valid torch device"),
+        (["mnist", "--device", "tpu:9"], "not a device the networks run on"),
     ],
 )
 def test_bad_options_are_refused_before_loading_data(monkeypatch, capsys, argv, message):
