@@ -39,6 +39,7 @@ from ._config import (
 from ._inference import (
     elbo,
     float64_copy,
+    latent_mean,
     model_posterior,
     posterior,
 )
@@ -666,3 +667,22 @@ trial_epochs_, posterior_samples_
             Mean of ``score_samples(X)``.
         """
         return float(np.mean(self.score_samples(X)))
+
+    # Here, not in LatentSpaceMixin: set_output wraps only methods the class defines.
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        """Latent embedding: the mean of q(z|x), E_q[z|x] = sum_y q(y|x) mu(x, y).
+
+        ``latent_posterior`` gives the per-cluster means mu(x, y) and variances.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Rows to embed.
+
+        Returns
+        -------
+        Z : ndarray of shape (n_samples, latent_dim)
+            Their latent means (float64).
+        """
+        X = self._validate_for_inference(X)
+        return latent_mean(self._inference_module_, X, torch.float64)

@@ -1,5 +1,5 @@
 """The fitted model's latent space and generative side, as ``GMVAEClustering`` offers
-them: the embedding (``transform``, ``latent_posterior``), decoding
+them: the per-row Gaussians of the embedding (``latent_posterior``), decoding
 (``inverse_transform``, ``cluster_prototypes``), sampling (``sample``) and the
 per-cluster Gaussians (``means_``, ``covariances_``).
 
@@ -17,7 +17,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d
 
 from ._config import check_float32_range
-from ._inference import decoded_mean, latent_mean, latent_moments, seeded_normal
+from ._inference import decoded_mean, latent_moments, seeded_normal
 from ._model import SEED_MAX
 
 
@@ -28,7 +28,7 @@ def check_positive_int(value: object, name: str) -> None:
 
 
 class LatentSpaceMixin:
-    """``transform``, ``latent_posterior``, ``inverse_transform``, ``sample``,
+    """``latent_posterior``, ``inverse_transform``, ``sample``,
     ``cluster_prototypes``, ``means_`` and ``covariances_`` of a fitted mixture VAE."""
 
     def _cluster_gaussians(self) -> tuple[np.ndarray, np.ndarray]:
@@ -78,24 +78,6 @@ class LatentSpaceMixin:
         with torch.inference_mode():
             X, y = self._inference_module_.sample(n_samples, rng)
         return X.cpu().numpy(), y.cpu().numpy()
-
-    def transform(self, X: np.ndarray) -> np.ndarray:
-        """Latent embedding: the mean of q(z|x), E_q[z|x] = sum_y q(y|x) mu(x, y).
-
-        ``latent_posterior`` gives the per-cluster means mu(x, y) and variances.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Rows to embed.
-
-        Returns
-        -------
-        Z : ndarray of shape (n_samples, latent_dim)
-            Their latent means (float64).
-        """
-        X = self._validate_for_inference(X)
-        return latent_mean(self._inference_module_, X, torch.float64)
 
     def latent_posterior(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The Gaussians q(z|x, y) of every row and cluster.
