@@ -13,7 +13,7 @@ from typing import Any
 
 from .._config import resolve_device
 from .._estimator import GMVAEClustering
-from .._model import ALL_VARIANTS
+from .._model import VARIANTS
 
 
 class UsageError(Exception):
@@ -93,7 +93,7 @@ _ENGINE_DEFAULTS = {"precision": "float32", "compile": False, "cuda_graph": "aut
 # parameter's name; its default the estimator's, or the command's (``add_estimator_options``).
 _ESTIMATOR_OPTIONS: dict[str, tuple[Sequence[str], dict[str, Any], str]] = {
     "n_clusters": (["--n-clusters"], {"type": positive_int}, "clusters K"),
-    "variant": (["--variant"], {"choices": list(ALL_VARIANTS)}, "the generative model"),
+    "variant": (["--variant"], {"choices": list(VARIANTS)}, "the generative model"),
     "latent_dim": (
         ["--latent-dim"],
         {"type": _or_auto(positive_int)},
