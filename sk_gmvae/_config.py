@@ -452,6 +452,6 @@ def resolve_config(
         callbacks=callbacks,
         net_params=dict(params["net_params"] or {}),
         variant_params=resolve_variant_params(
-            params["variant"], params["variant_params"], int(latent_dim)
+            params["variant"], params.get("variant_params"), int(latent_dim)
         ),
     )
