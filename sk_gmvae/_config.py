@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from numbers import Integral
+from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
@@ -52,6 +52,15 @@ TRIAL_FRACTION = 1 / 6
 AUTO_POSTERIOR_SAMPLES = PRESETS["small"].posterior_samples
 
 
+# The settings of variant="dilokthanakul" (the estimator's variant_params) and their
+# defaults, the authors' (docs/models.md); the criterion takes those in
+# CRITERION_VARIANT_PARAMS, the model the others. No other variant has any.
+VARIANT_PARAMS: dict[str, dict[str, Any]] = {
+    "dilokthanakul": {"mc_samples": 1, "w_dim": "auto", "cv_weight": 1.0, "free_bits": 0.0},
+}
+CRITERION_VARIANT_PARAMS = ("cv_weight", "free_bits")
+
+
 def preset(n_samples: int) -> DataPreset:
     """The column of :data:`PRESETS` for training data of ``n_samples`` rows."""
     return PRESETS["small" if n_samples < LARGE_DATA_ROWS else "large"]
@@ -63,8 +72,10 @@ class FitConfig:
 
     The fields are the estimator's parameters of the same names, except:
     ``n_features`` (columns of X), ``likelihood`` and ``device`` (resolved from X and
-    the machine), ``trial_epochs`` (None when every restart trains ``max_epochs``) and
-    ``stack_restarts`` (whether the restarts train at once, as one stacked model).
+    the machine), ``trial_epochs`` (None when every restart trains ``max_epochs``),
+    ``stack_restarts`` (whether the restarts train at once, as one stacked model) and
+    ``variant_params`` (the variant's settings, defaults filled in, ``"auto"``
+    resolved: :func:`resolve_variant_params`).
     """
 
     n_features: int
@@ -98,6 +109,7 @@ class FitConfig:
     posterior_samples: int
     callbacks: tuple = ()
     net_params: Mapping[str, Any] = field(default_factory=dict)
+    variant_params: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def checkpoints_runs(self) -> bool:
@@ -322,6 +334,53 @@ def check_net_params(net_params: Mapping[str, Any] | None) -> None:
             raise ValueError(f"net_params[{key!r}] must be one of {allowed}, got {value!r}.")
 
 
+def _is_number(value: Any, kind: type, low: float) -> bool:
+    """Whether ``value`` is a ``kind`` (Integral or Real, not a bool) of at least ``low``."""
+    number = isinstance(value, kind) and not isinstance(value, bool | np.bool_)
+    return number and bool(value >= low)
+
+
+# Each setting's type, lowest value and, for the error message, the two in words.
+_VARIANT_PARAM_RULES = {
+    "mc_samples": (Integral, 1, "an int >= 1"),
+    "w_dim": (Integral, 1, 'an int >= 1 or "auto"'),
+    "cv_weight": (Real, 0, "a number >= 0"),
+    "free_bits": (Real, 0, "a number >= 0"),
+}
+
+
+def resolve_variant_params(
+    variant: str, variant_params: Mapping[str, Any] | None, latent_dim: int
+) -> dict[str, Any]:
+    """The settings of ``variant``: ``variant_params`` over the defaults of
+    :data:`VARIANT_PARAMS`, with ``w_dim="auto"`` resolved to ``latent_dim``; a
+    ``ValueError`` for a key the variant does not take (any key, for a variant without
+    settings) or a value out of range."""
+    defaults = VARIANT_PARAMS.get(variant, {})
+    given = dict(variant_params or {})
+    unknown = sorted(map(str, set(given) - set(defaults)))
+    if unknown and not defaults:
+        raise ValueError(
+            f"variant={variant!r} has no settings of its own; variant_params must be "
+            f"None or empty, got keys {unknown}."
+        )
+    if unknown:
+        raise ValueError(
+            f"variant_params {unknown} are not settings of variant={variant!r}; "
+            f"its settings are {sorted(defaults)}."
+        )
+    resolved = {**defaults, **given}
+    for key, value in resolved.items():
+        kind, low, what = _VARIANT_PARAM_RULES[key]
+        auto = key == "w_dim" and isinstance(value, str) and value == "auto"
+        if not (auto or _is_number(value, kind, low)):
+            raise ValueError(f"variant_params[{key!r}] must be {what}, got {value!r}.")
+    if resolved.get("w_dim") == "auto":
+        resolved["w_dim"] = int(latent_dim)
+    kinds = {"mc_samples": int, "w_dim": int, "cv_weight": float, "free_bits": float}
+    return {key: kinds[key](value) for key, value in resolved.items()}
+
+
 def unscaled_warning(X: np.ndarray, likelihood: str) -> str | None:
     """Why real-valued X looks unstandardized for the Gaussian likelihood (None if it
     does not): the features' standard deviations differ by more than a factor of 10,
@@ -454,7 +513,8 @@ def resolve_config(
     - ``binarize``, ``n_init``, ``posterior_samples``: the data's :data:`PRESETS`
       column; ``entropy_weight``: its ``entropy_share`` times ``eta``; ``n_init`` is 1
       with a ``RunCheckpoint`` (it resumes one run);
-    - ``trial_epochs``: see :func:`_trial_epochs`; ``stack_restarts``: :func:`_stacks`.
+    - ``trial_epochs``: see :func:`_trial_epochs`; ``stack_restarts``: :func:`_stacks`;
+    - ``variant_params``: see :func:`resolve_variant_params`.
     """
     data = preset(n_samples)
     if isinstance(params["hidden_layer_sizes"], str):
@@ -515,4 +575,7 @@ def resolve_config(
         posterior_samples=samples,
         callbacks=callbacks,
         net_params=dict(params["net_params"] or {}),
+        variant_params=resolve_variant_params(
+            params["variant"], params.get("variant_params"), int(latent_dim)
+        ),
     )

@@ -44,7 +44,7 @@ from ._inference import (
     posterior,
 )
 from ._latent import LatentSpaceMixin
-from ._model import VARIANTS
+from ._model import ALL_VARIANTS
 from ._training import (
     RESTART_CRITERIA,
     SEED_MAX,
@@ -67,6 +67,7 @@ RESOLVED = {
     "trial_epochs_": "trial_epochs",
     "posterior_samples_": "posterior_samples",
     "likelihood_": "likelihood",
+    "variant_params_": "variant_params",
 }
 
 
@@ -77,7 +78,8 @@ class GMVAEClustering(
     ClusterMixin,
     BaseEstimator,
 ):
-    """Clustering with a mixture variational autoencoder (M2, modified M2, GMVAE or VaDE).
+    """Clustering with a mixture variational autoencoder (M2, modified M2, GMVAE, VaDE or
+    Dilokthanakul et al.'s two-layer GMVAE).
 
     A deep generative model with a discrete cluster variable y (K values) and a continuous
     latent z is fitted by maximizing the evidence lower bound (ELBO) with y summed out
@@ -91,7 +93,7 @@ class GMVAEClustering(
     ----------
     n_clusters : int, default=10
         Number of clusters K (values of y).
-    variant : {"gmvae", "modified_m2", "m2", "vade"}, default="gmvae"
+    variant : {"gmvae", "modified_m2", "m2", "vade", "dilokthanakul"}, default="gmvae"
         The generative model. ``"gmvae"``: p(y) p(z|y) p(x|z) with a learned Gaussian
         N(mu_y, sigma2_y) per cluster. ``"modified_m2"``: p(y) p(z) p(x|y, z) whose first
         decoder layer is ``ReLU(mu_y + sqrt(sigma2_y) * z)``. ``"m2"``: Kingma et al.'s
@@ -99,6 +101,18 @@ class GMVAEClustering(
         collapse to uniform. These three share the inference networks q(y|x) and
         q(z|x, y). ``"vade"``: VaDE, the GMVAE's generative model with learned mixture
         weights, one Gaussian q(z|x), and q(y|x) the mixture's responsibilities.
+        ``"dilokthanakul"``: Dilokthanakul et al.'s two-layer GMVAE, p(w) p(y) p(z|y, w)
+        p(x|z) with w ~ N(0, I) moving the clusters' Gaussians, mean-field q(y|x) q(z|x)
+        q(w|x), trained with M draws and a consistency term (``variant_params``).
+    variant_params : dict or None, default=None
+        Settings of the variant's own model; only ``"dilokthanakul"`` has any (any key
+        is refused for the others): ``"mc_samples"`` (int, default 1), the number M of
+        paired draws (z, w) per row and step; ``"cv_weight"`` (float, default 1.0),
+        the weight alpha of the consistency term, the mean entropy of the model's
+        posterior p(y|z, w) over the draws (0: none); ``"w_dim"`` (int or ``"auto"``,
+        default ``"auto"``: ``latent_dim``), the dimension of w; ``"free_bits"``
+        (float, default 0.0), a floor lambda in nats on the y-term, which becomes
+        ``eta * max(KL_y, lambda)``, KL_y its mean over the batch (0: none).
     latent_dim : int or "auto", default="auto"
         Dimension of z. ``"auto"``: clip(n_features // 8, 10, 64).
     hidden_layer_sizes : int, tuple of int or "auto", default="auto"
@@ -226,7 +240,8 @@ class GMVAEClustering(
         Mean of ``predict_proba`` over the training rows (sums to 1; in label order).
     means_ : ndarray of shape (n_clusters, latent_dim)
         Means of the per-cluster Gaussians: p(z|y) for ``"gmvae"`` and ``"vade"``, the
-        shifts mu_y of ``"modified_m2"``'s first decoder layer. Absent for ``"m2"``.
+        shifts mu_y of ``"modified_m2"``'s first decoder layer, p(z|y, w = 0) (at the
+        mode of p(w)) for ``"dilokthanakul"``. Absent for ``"m2"``.
     covariances_ : ndarray of shape (n_clusters, latent_dim)
         The matching diagonal variances (``GaussianMixture``'s ``"diag"`` layout).
     lower_bounds_ : ndarray of shape (n_iter_,)
@@ -236,9 +251,10 @@ class GMVAEClustering(
     lower_bound_ : float
         Mean training ELBO per row (nats) of the last complete epoch; NaN when none.
     hidden_layer_sizes_, latent_dim_, binarize_, entropy_weight_, n_init_, \
-trial_epochs_, posterior_samples_
+trial_epochs_, posterior_samples_, variant_params_
         The values used for the parameters of these names (``"auto"`` resolved;
-        ``trial_epochs_`` is None when every restart trained ``max_epochs``).
+        ``trial_epochs_`` is None when every restart trained ``max_epochs``;
+        ``variant_params_`` holds every setting of the variant, defaults included).
     restarts_ : list of dict
         One dict per restart, in training order: its ``seed``, ``lower_bound`` and, with
         ``n_init > 1``, ``conditional_entropy`` and ``mutual_information`` of q(y|x) on
@@ -302,7 +318,8 @@ trial_epochs_, posterior_samples_
 
     _parameter_constraints: dict = {
         "n_clusters": [Interval(Integral, 1, None, closed="left")],
-        "variant": [StrOptions(set(VARIANTS))],
+        "variant": [StrOptions(set(ALL_VARIANTS))],
+        "variant_params": [dict, None],
         "latent_dim": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "hidden_layer_sizes": [
             Interval(Integral, 1, None, closed="left"),
@@ -344,6 +361,7 @@ trial_epochs_, posterior_samples_
         n_clusters: int = 10,
         *,
         variant: str = "gmvae",
+        variant_params: dict | None = None,
         latent_dim: int | str = "auto",
         hidden_layer_sizes: int | tuple[int, ...] | str = "auto",
         likelihood: str = "auto",
@@ -377,6 +395,7 @@ trial_epochs_, posterior_samples_
     ) -> None:
         self.n_clusters = n_clusters
         self.variant = variant
+        self.variant_params = variant_params
         self.latent_dim = latent_dim
         self.hidden_layer_sizes = hidden_layer_sizes
         self.likelihood = likelihood
@@ -635,7 +654,9 @@ trial_epochs_, posterior_samples_
         The expectation over z is a one-sample Monte Carlo estimate whose noise is drawn
         from ``random_state`` (the same for every call when it is an int); y is summed
         out exactly. The weights ``beta``, ``eta`` and ``entropy_weight`` do not enter:
-        this is the plain ELBO.
+        this is the plain ELBO. For ``"dilokthanakul"`` it is the ELBO of its mean-field
+        q(y|x) q(z|x) q(w|x), with the KLs of z and w analytic and the expectations over
+        (z, w) estimated with its M draws; ``cv_weight`` and ``free_bits`` do not enter.
 
         Parameters
         ----------

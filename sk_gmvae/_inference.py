@@ -78,12 +78,15 @@ def model_posterior(
     fixed one by default so that predictions are the same at every call, and are shared
     by every row, so that a row's result does not depend on the other rows, and by every
     cluster, so that it does not depend on the clusters' numbering either.
+
+    For the two-layer model z stands for both latents (z, w), p(z|y) for p(z|y, w) p(w)
+    and q(z|x, y) for q(z|x) q(w|x) (its ``encode_latents`` and ``latent_terms``).
     """
-    eps, _ = seeded_normal(module, (samples, 1, 1, module.latent_dim), seed, dtype)
+    eps, _ = seeded_normal(module, (samples, 1, 1, module.noise_shape[-1]), seed, dtype)
     rows = chunk_rows(module, X.shape[1])
 
     def proba(x: torch.Tensor) -> torch.Tensor:
-        z_mean, z_var = module.encode_z(x)  # once; the draws only move z
+        z_mean, z_var = module.encode_latents(x)  # once; the draws only move z
         log_evidence = None  # log sum_s w_s(x, y), (n, K)
         # Draws go through the decoder in blocks along a leading axis, (draws, n, K), as
         # many at a time as keep the tensors within one chunk's size.
@@ -99,8 +102,9 @@ def model_posterior(
 
 
 def elbo(module: torch.nn.Module, X: np.ndarray, seed: int, dtype: torch.dtype) -> np.ndarray:
-    """Per-row ELBO with one draw of eps, shape (K, L), shared by every row: each row's value
-    is an unbiased one-sample estimate that does not depend on the other rows."""
+    """Per-row ELBO with one draw of eps (of the module's ``noise_shape``: (K, L), or the
+    two-layer model's M draws), shared by every row: each row's value is an unbiased
+    estimate that does not depend on the other rows."""
     return posterior_and_elbo(module, X, seed, dtype)[1]
 
 
@@ -109,7 +113,7 @@ def posterior_and_elbo(
 ) -> tuple[np.ndarray, np.ndarray]:
     """``posterior`` and ``elbo`` of every row in one pass (the ELBO's pass computes
     q(y|x) anyway): arrays of shape (n, K) and (n,)."""
-    eps, _ = seeded_normal(module, (module.n_clusters, module.latent_dim), seed, dtype)
+    eps, _ = seeded_normal(module, module.noise_shape, seed, dtype)
 
     def both(x: torch.Tensor) -> torch.Tensor:
         out = module(x, eps=eps)

@@ -40,7 +40,7 @@ class LatentSpaceMixin:
         if gaussians is None:
             raise AttributeError(
                 f"variant={module.variant!r} has no per-cluster Gaussians (means_, "
-                "covariances_); 'gmvae', 'vade' and 'modified_m2' have them."
+                "covariances_); 'gmvae', 'vade', 'modified_m2' and 'dilokthanakul' have them."
             )
         mean, var = gaussians
         return mean.cpu().numpy(), var.cpu().numpy()
@@ -58,7 +58,8 @@ class LatentSpaceMixin:
     def sample(self, n_samples: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """Draw rows from the fitted generative model: y ~ p(y), z ~ p(z|y), x ~ p(x|z, y).
 
-        p(y) is uniform, except for ``variant="vade"`` (its learned weights).
+        p(y) is uniform, except for ``variant="vade"`` (its learned weights). For
+        ``variant="dilokthanakul"`` w ~ N(0, I) is drawn first and z ~ p(z|y, w).
 
         Parameters
         ----------
@@ -137,7 +138,8 @@ class LatentSpaceMixin:
         """What each cluster generates: decoded means E[x | z, y] for z ~ p(z|y).
 
         For the GMVAE z is drawn from the cluster's own Gaussian; for M2 and the modified
-        M2 from N(0, I), with y entering the decoder. Seeded by ``random_state``.
+        M2 from N(0, I), with y entering the decoder; for ``"dilokthanakul"`` from
+        p(z|y, w = 0), at the mode of w. Seeded by ``random_state``.
 
         Parameters
         ----------

@@ -54,6 +54,9 @@ from torch import Tensor, nn
 from torch.distributions import Normal
 
 VARIANTS = ("m2", "modified_m2", "gmvae", "vade")
+# Every variant of the estimator: MixtureVAE's four, and Dilokthanakul et al.'s two-layer
+# GMVAE, a model of its own (``_dilokthanakul.DilokthanakulGMVAE``).
+ALL_VARIANTS = (*VARIANTS, "dilokthanakul")
 LIKELIHOODS = ("bernoulli", "gaussian")
 
 # Smallest observation variance of the Gaussian likelihood; keeps log p(x|z) bounded on
@@ -351,6 +354,11 @@ class MixtureVAE(nn.Module):
         ``set_cluster_prior`` sets."""
         return isinstance(self.prior, ClusterGaussian)
 
+    @property
+    def noise_shape(self) -> tuple[int, int]:
+        """Shape of one row's noise eps: (K, L), one draw of z_y for every y."""
+        return (self.n_clusters, self.latent_dim)
+
     # Network outputs are cast back to the input's dtype, so that under reduced-precision
     # autocast only the layers run in bf16 while every density is computed in float32.
 
@@ -462,6 +470,11 @@ class MixtureVAE(nn.Module):
         var = _positive(F.softplus(self.qz_var(h).to(x.dtype)) + self.min_variance)
         return self.qz_mean(h).to(x.dtype), var
 
+    def encode_latents(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """The moments of q over every continuous latent, for importance sampling
+        (``latent_terms``): q(z|x, y)'s, as ``encode_z``."""
+        return self.encode_z(x)
+
     # ------------------------------------------------------ the ELBO: p and q together
 
     def draw_training_inputs(
@@ -477,7 +490,7 @@ class MixtureVAE(nn.Module):
         """
         if self.training and self.binarize:
             x = torch.bernoulli(x, generator=generator)
-        shape = (*x.shape[:-1], self.n_clusters, self.latent_dim)
+        shape = (*x.shape[:-1], *self.noise_shape)
         eps = torch.randn(shape, generator=generator, dtype=x.dtype, device=x.device)
         return x, eps
 
@@ -533,3 +546,14 @@ class MixtureVAE(nn.Module):
                 for name, axis in module.cluster_axes(order).items():
                     axes[f"{prefix}.{name}"] = axis
         return axes
+
+
+def model_class(variant: str) -> type[nn.Module]:
+    """The module class of the estimator's ``variant``: ``MixtureVAE``, or for
+    ``"dilokthanakul"`` the two-layer ``DilokthanakulGMVAE`` (which builds on this
+    module's layers, hence the import here)."""
+    if variant == "dilokthanakul":
+        from ._dilokthanakul import DilokthanakulGMVAE
+
+        return DilokthanakulGMVAE
+    return MixtureVAE

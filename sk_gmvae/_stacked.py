@@ -27,7 +27,7 @@ from skorch.history import History
 from torch import Tensor, nn
 from torch.func import functional_call, stack_module_state, vmap
 
-from ._model import MixtureVAE, ModelOutput
+from ._model import MixtureVAE, ModelOutput, model_class
 from ._net import MixtureVAENet, TablePrintLog, TensorBatches, stream_generator
 
 
@@ -39,14 +39,16 @@ class StackedMixtureVAE(nn.Module):
     n_restarts : int
         Number R of replicas.
     **model_kwargs
-        Arguments of ``MixtureVAE`` (the same for every replica).
+        Arguments of ``MixtureVAE`` (the same for every replica); with
+        ``variant="dilokthanakul"``, of the two-layer ``DilokthanakulGMVAE``.
     """
 
     def __init__(self, n_restarts: int, **model_kwargs: Any) -> None:
         super().__init__()
         self.n_restarts = n_restarts
         self.model_kwargs = model_kwargs
-        replicas = [MixtureVAE(**model_kwargs) for _ in range(n_restarts)]
+        self.model_class = model_class(model_kwargs.get("variant", "gmvae"))
+        replicas = [self.model_class(**model_kwargs) for _ in range(n_restarts)]
         params, _ = stack_module_state(replicas)  # name -> (R, ...); the model has no buffers
         self.names = list(params)  # in the replica's order, so optimizer states line up
         for name, stacked in params.items():
@@ -72,7 +74,7 @@ class StackedMixtureVAE(nn.Module):
         """Initialize replica r exactly as ``MixtureVAE.reset_parameters(generators[r])``."""
         with torch.no_grad():
             for r, generator in enumerate(generators):
-                fresh = MixtureVAE(**self.model_kwargs)
+                fresh = self.model_class(**self.model_kwargs)
                 fresh.reset_parameters(generator)
                 for name, param in self.stacked_parameters().items():
                     param[r].copy_(fresh.get_parameter(name))

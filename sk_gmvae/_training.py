@@ -21,10 +21,10 @@ from skorch.callbacks import EarlyStopping, GradientNormClipping, LRScheduler
 from skorch.dataset import ValidSplit
 from torch.optim.lr_scheduler import ExponentialLR
 
-from ._config import FitConfig
+from ._config import CRITERION_VARIANT_PARAMS, FitConfig
 from ._guard import DivergenceGuard
 from ._inference import float64_copy, posterior
-from ._model import SEED_MAX, MixtureVAE
+from ._model import SEED_MAX, model_class
 from ._net import MixtureVAENet, TensorBatches
 from ._objective import WeightedNegativeELBO
 from ._stacked import (
@@ -97,8 +97,14 @@ def build_net(config: FitConfig, seed: int | Sequence[int]) -> MixtureVAENet:
         extra: dict[str, Any] = {"module__n_restarts": len(seed)}
         seed = [int(s) for s in seed]
     else:
-        net_class, module, batches, extra = MixtureVAENet, MixtureVAE, TensorBatches, {}
+        net_class, batches, extra = MixtureVAENet, TensorBatches, {}
+        module = model_class(config.variant)
         seed = int(seed)
+    # The variant's own settings (variant="dilokthanakul"): the loss's to the criterion,
+    # the rest to the model.
+    for key, value in config.variant_params.items():
+        part = "criterion" if key in CRITERION_VARIANT_PARAMS else "module"
+        extra[f"{part}__{key}"] = value
     settings: dict[str, Any] = dict(
         module=module,
         module__n_features=config.n_features,

@@ -1,10 +1,13 @@
-"""Clustering metrics: majority-vote and Hungarian accuracy, H(Y|X), NMI and ARI.
+"""Clustering metrics: majority-vote, Hungarian and AAE-protocol accuracy, H(Y|X), NMI
+and ARI.
 
 Clusters are unordered, so accuracies first map clusters to classes:
 
 - ``cluster_accuracy`` (the study's protocol): each cluster takes its most frequent true
   label; several clusters may map to the same class.
 - ``hungarian_accuracy``: the best one-to-one map between clusters and classes.
+- ``aae_accuracy`` (the adversarial autoencoders' protocol, which Dilokthanakul et al.
+  report): each cluster takes the label of its single most confident row.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 from sklearn.metrics.cluster import contingency_matrix
 
 __all__ = [
+    "aae_accuracy",
     "cluster_accuracy",
     "clustering_report",
     "conditional_entropy",
@@ -76,6 +80,46 @@ def hungarian_accuracy(y_true: np.ndarray, labels: np.ndarray) -> float:
     table = contingency_matrix(y_true, labels)
     rows, cols = linear_sum_assignment(table, maximize=True)
     return float(table[rows, cols].sum() / table.sum())
+
+
+def aae_accuracy(y_true: np.ndarray, proba: np.ndarray) -> float:
+    """Accuracy under the adversarial autoencoders' protocol: each cluster k takes the
+    class of its most confident row, argmax_x q(k|x) over all rows, and every row is
+    assigned to its most probable cluster.
+
+    Makhzani et al. (2016) and Dilokthanakul et al. (2016) score MNIST clusterings so.
+    It uses one label per cluster, so it needs few labels, and it is at most
+    ``cluster_accuracy`` of the same assignment; a cluster whose most confident row is
+    atypical labels all its rows wrongly.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples,)
+        True classes.
+    proba : array-like of shape (n_samples, n_clusters)
+        Cluster posteriors, e.g. ``predict_proba(X)``; rows go to their argmax, and ties
+        of confidence go to the first row.
+
+    Returns
+    -------
+    accuracy : float
+        In [0, 1].
+
+    Examples
+    --------
+    >>> proba = [[0.9, 0.1], [0.6, 0.4], [0.2, 0.8], [0.45, 0.55]]
+    >>> aae_accuracy([0, 1, 1, 1], proba)  # cluster 0 takes row 0's class, 1 row 2's
+    0.75
+    """
+    y_true = np.asarray(y_true)
+    proba = np.asarray(proba, dtype=np.float64)
+    if proba.ndim != 2 or len(proba) != len(y_true):
+        raise ValueError(
+            f"proba must be (n_samples, n_clusters) with n_samples={len(y_true)}, got "
+            f"shape {proba.shape}."
+        )
+    cluster_class = y_true[proba.argmax(axis=0)]  # (K,): the class of each cluster's best row
+    return float(np.mean(cluster_class[proba.argmax(axis=1)] == y_true))
 
 
 def conditional_entropy(proba: np.ndarray) -> float:
@@ -146,13 +190,14 @@ def clustering_report(
     labels : array-like of shape (n_samples,)
         Cluster assignments.
     proba : array-like of shape (n_samples, n_clusters), default=None
-        Cluster posteriors; adds ``conditional_entropy`` when given.
+        Cluster posteriors; adds ``aae_accuracy`` and ``conditional_entropy`` when given
+        (``aae_accuracy`` assigns rows by ``proba``'s argmax, not by ``labels``).
 
     Returns
     -------
     report : dict
         ``accuracy`` (majority vote), ``hungarian_accuracy``, ``nmi``, ``ari`` and, with
-        ``proba``, ``conditional_entropy`` (nats).
+        ``proba``, ``aae_accuracy`` and ``conditional_entropy`` (nats).
     """
     report = {
         "accuracy": cluster_accuracy(y_true, labels),
@@ -161,5 +206,6 @@ def clustering_report(
         "ari": float(adjusted_rand_score(y_true, labels)),
     }
     if proba is not None:
+        report["aae_accuracy"] = aae_accuracy(y_true, proba)
         report["conditional_entropy"] = conditional_entropy(proba)
     return report

@@ -45,14 +45,17 @@ _UNSAVED = ("callbacks", "optimizer", "net_params")
 
 
 def _plain_param(name: str, value: Any) -> Any:
-    """A parameter value as plain Python (numpy scalars and arrays, tuples and devices
-    included); a ``TypeError`` for values that cannot be (a ``RandomState`` instance)."""
+    """A parameter value as plain Python (numpy scalars and arrays, tuples, dicts and
+    devices included); a ``TypeError`` for values that cannot be (a ``RandomState``
+    instance)."""
     if isinstance(value, np.generic | np.ndarray):
         return value.tolist()
     if isinstance(value, torch.device):
         return str(value)
     if isinstance(value, tuple | list):
         return [_plain_param(name, v) for v in value]
+    if isinstance(value, dict):  # variant_params
+        return {str(k): _plain_param(name, v) for k, v in value.items()}
     if isinstance(value, str | int | float | bool | type(None)):
         return value
     raise TypeError(name)

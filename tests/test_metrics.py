@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sk_gmvae.metrics import (
+    aae_accuracy,
     cluster_accuracy,
     clustering_report,
     conditional_entropy,
@@ -73,6 +74,43 @@ def test_report():
         "hungarian_accuracy": 1.0,
         "nmi": 1.0,
         "ari": 1.0,
+        "aae_accuracy": 1.0,
         "conditional_entropy": 0.0,
     }
     assert "conditional_entropy" not in clustering_report(y, y)
+
+
+def test_aae_accuracy_labels_each_cluster_by_its_most_confident_row():
+    y = np.array([0, 0, 0, 1, 1, 2])
+    proba = np.array(
+        [
+            [0.6, 0.3, 0.1],  # cluster 0, whose most confident row is row 3 (class 1)
+            [0.5, 0.4, 0.1],
+            [0.2, 0.7, 0.1],  # cluster 1's most confident row: class 0
+            [0.9, 0.05, 0.05],
+            [0.7, 0.2, 0.1],
+            [0.1, 0.1, 0.8],  # cluster 2: class 2
+        ]
+    )
+    # Clusters 0, 1, 2 take classes 1, 0, 2: rows 3, 4 (cluster 0), 2 and 5 are right.
+    assert aae_accuracy(y, proba) == pytest.approx(4 / 6)
+    # Majority vote can do no worse (cluster 0 holds two rows of class 0, two of class 1).
+    assert cluster_accuracy(y, proba.argmax(axis=1)) == pytest.approx(4 / 6)
+    # A more confident row of class 0 makes cluster 0 class 0: rows 0, 1, 2, 5 right.
+    proba[0] = [0.95, 0.03, 0.02]
+    assert aae_accuracy(y, proba) == pytest.approx(4 / 6)
+    proba[1] = [0.15, 0.15, 0.7]  # row 1 to cluster 2 (class 2): now wrong
+    assert aae_accuracy(y, proba) == pytest.approx(3 / 6)
+    assert aae_accuracy(y, proba[:, [2, 0, 1]]) == pytest.approx(3 / 6)  # any numbering
+    with pytest.raises(ValueError, match="n_samples=6"):
+        aae_accuracy(y, proba[:5])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 6), st.integers(1, 30), st.integers(0, 2**31 - 1))
+def test_aae_accuracy_is_at_most_majority_vote(k, n, seed):
+    rng = np.random.default_rng(seed)
+    proba = rng.dirichlet(np.ones(k), size=n)
+    y = rng.integers(0, 3, n)
+    value = aae_accuracy(y, proba)
+    assert 0.0 <= value <= cluster_accuracy(y, proba.argmax(axis=1)) + 1e-12
