@@ -193,6 +193,16 @@ def check_float32_range(X: np.ndarray) -> None:
         )
 
 
+def check_n_samples(n_clusters: int, n_samples: int) -> None:
+    """A ``ValueError`` for fewer training rows than clusters, as scikit-learn's
+    mixtures and ``KMeans`` raise: the extra clusters could only stay empty."""
+    if n_samples < n_clusters:
+        raise ValueError(
+            f"Expected n_samples >= n_clusters but got n_clusters = {n_clusters}, "
+            f"n_samples = {n_samples}."
+        )
+
+
 def check_fitted_domain(X: np.ndarray, likelihood: str) -> None:
     """A ``ValueError`` for rows outside the domain of a fitted Bernoulli model, [0, 1]."""
     if likelihood == "bernoulli" and X.size and (X.min() < 0.0 or X.max() > 1.0):

@@ -27,6 +27,7 @@ from ._config import (
     FitConfig,
     check_fitted_domain,
     check_float32_range,
+    check_n_samples,
     check_parameters,
     check_trainable,
     check_warm_start,
@@ -43,6 +44,7 @@ from ._inference import (
     model_posterior,
     posterior,
 )
+from ._interrupt import ctrl_c
 from ._latent import LatentSpaceMixin
 from ._model import ALL_VARIANTS
 from ._training import (
@@ -286,9 +288,19 @@ trial_epochs_, posterior_samples_, variant_params_
     estimator is also a non-linear dimensionality reduction, usable in a ``Pipeline``
     and with ``set_output(transform="pandas")``.
 
-    Training warns (``ConvergenceWarning``) when it diverged, was interrupted, or did
-    not meet ``tol``. Ctrl-C during a restart ends the fit with the restarts trained
-    so far. ``sample_weight`` and ``partial_fit`` are not supported.
+    Training warns (``ConvergenceWarning``) when it diverged, was stopped by a
+    callback, or did not meet ``tol``. ``n_clusters`` larger than the number of rows
+    is refused, as in ``GaussianMixture``. ``sample_weight`` and ``partial_fit`` are
+    not supported.
+
+    Ctrl-C (SIGINT) during ``fit`` stops the training at once; the fit keeps the model
+    reached (the best of the restarts trained so far), sets the fitted attributes, and
+    then raises ``KeyboardInterrupt``, so that scripts, loops and ``GridSearchCV`` stop
+    too (a second Ctrl-C raises at once). A callback that raises
+    ``KeyboardInterrupt``, skorch's way to stop training early, only ends the training,
+    with a ``ConvergenceWarning``. Ctrl-C is handled so only in the main thread and
+    while SIGINT has Python's default handler; a program with a SIGINT handler of its
+    own keeps it.
 
     References
     ----------
@@ -437,6 +449,7 @@ trial_epochs_, posterior_samples_, variant_params_
         check_parameters(self.get_params(), type(self).__name__, self._parameter_constraints)
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=not continuing)
         check_float32_range(X)
+        check_n_samples(int(self.n_clusters), len(X))
         if continuing:
             check_warm_start(self)
             check_fitted_domain(X, self.likelihood_)
@@ -475,21 +488,31 @@ trial_epochs_, posterior_samples_, variant_params_
         X_train = torch.tensor(X, dtype=torch.float32, device=config.device)
         # Every random draw of training comes from the nets' own generators, seeded here.
         seeds = restart_seeds(self.random_state, 1 if continuing else config.n_init)
-        if continuing:
-            self.net_.reseed(seeds[0])  # a new random stream for these epochs
-            run = train_run(self.net_, X_train, epochs=config.max_epochs)
-            runs, scores = [run], [{"seed": seeds[0], "lower_bound": run.final_elbo}]
-            config = self._fitted_config(config)
-        else:
-            restarts = Restarts(config, seeds)
-            runs = restarts.fit(X_train)
-            kept, scores = keep_best(runs, config.restart_selection, X)
-            run = restarts.finish(runs, kept, X_train)
-        for message in run.warnings(config.tol, len(runs), len(seeds)):
+        # Ctrl-C ends the training (skorch stops on KeyboardInterrupt), the model kept
+        # is assembled, then KeyboardInterrupt goes on to stop the program.
+        with ctrl_c() as interrupt:
+            if continuing:
+                self.net_.reseed(seeds[0])  # a new random stream for these epochs
+                run = train_run(self.net_, X_train, epochs=config.max_epochs)
+                runs, scores = [run], [{"seed": seeds[0], "lower_bound": run.final_elbo}]
+                config = self._fitted_config(config)
+            else:
+                restarts = Restarts(config, seeds)
+                runs = restarts.fit(X_train)
+                kept, scores = keep_best(runs, config.restart_selection, X)
+                run = restarts.finish(runs, kept, X_train)
+            interrupt.training = False  # a first Ctrl-C from here waits for the model
+            self._adopt(run, X, config, scores)
+        messages = run.warnings(config.tol, len(runs), len(seeds))
+        if interrupt.received:
+            stopped = (
+                f"{type(self).__name__}.fit stopped by Ctrl-C; it is fitted with the model kept."
+            )
+            raise KeyboardInterrupt(" ".join([stopped, *messages]))
+        for message in messages:
             warnings.warn(message, ConvergenceWarning, stacklevel=3)
-        self._adopt(run, X, config, scores)
         found = len(np.unique(self.labels_))
-        if found < min(config.n_clusters, len(X)):
+        if found < config.n_clusters:
             warnings.warn(
                 f"Number of distinct clusters ({found}) found smaller than n_clusters "
                 f"({config.n_clusters}); the other clusters were left empty.",

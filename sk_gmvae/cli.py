@@ -5,6 +5,7 @@ and ``reproduce`` for the study (:mod:`sk_gmvae.study.cli`)."""
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -45,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``sk-gmvae`` command: its exit status (2 for a bad option,
-    path or data file, found before training; 1 when the study's data are unavailable)."""
+    path or data file, found before training; 1 when the study's data are unavailable;
+    130, as a shell reports SIGINT, when Ctrl-C stopped it)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     args.command_line = "sk-gmvae " + " ".join(argv)
@@ -57,6 +59,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DatasetUnavailableError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # Ctrl-C: the fit stopped, nothing more is written
+        print("\nsk-gmvae: stopped by Ctrl-C", file=sys.stderr)
+        return 128 + signal.SIGINT
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -174,6 +174,19 @@ def test_empty_clusters_are_reported_as_kmeans_does():
     assert np.unique(est.labels_).tolist() == [0]
 
 
+def test_more_clusters_than_rows_is_refused_as_gaussian_mixture_does():
+    from sklearn.mixture import GaussianMixture
+
+    X = np.random.default_rng(0).normal(size=(6, 2))
+    with pytest.raises(ValueError, match="n_samples >= n_components"):
+        GaussianMixture(7).fit(X)  # the precedent
+    for k in (7, np.int64(100)):
+        with pytest.raises(ValueError, match=rf"n_samples >= n_clusters.*= {k}, n_samples = 6"):
+            GMVAEClustering(k, n_init=1, **TINY).fit(X)
+    est = GMVAEClustering(6, n_init=1, **TINY).fit(X)  # as many clusters as rows: fine
+    assert est.labels_.shape == (6,)
+
+
 @pytest.mark.parametrize(
     "name, value",
     [

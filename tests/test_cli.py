@@ -416,6 +416,18 @@ def test_bad_output_path_exits_2_before_training(tmp_path, monkeypatch, option):
     assert code == 2 and err.startswith("error: cannot write")
 
 
+def test_ctrl_c_stops_the_command_with_status_130_and_writes_nothing(tmp_path, monkeypatch):
+    def interrupted(self, X, y=None):
+        raise KeyboardInterrupt("GMVAEClustering.fit stopped by Ctrl-C")
+
+    monkeypatch.setattr(GMVAEClustering, "fit", interrupted)
+    data = _write_csv(tmp_path / "data.csv", X_BLOBS)
+    labels, model = tmp_path / "labels.csv", tmp_path / "model.skgmvae"
+    code, _, err = _main("cluster", data, *TINY, "--out", labels, "--save", model)
+    assert code == 130 and err.strip() == "sk-gmvae: stopped by Ctrl-C"
+    assert not labels.exists() and not model.exists()
+
+
 def test_cluster_options_reach_the_estimator(tmp_path, monkeypatch):
     seen = {}
 

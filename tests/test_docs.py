@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sklearn.datasets import load_digits
+from sklearn.datasets import load_digits, load_wine
 
 import sk_gmvae
 from sk_gmvae import GMVAEClustering, datasets
@@ -39,8 +39,11 @@ def test_site_builds_strictly(tmp_path):
 @pytest.fixture
 def small(monkeypatch, tmp_path):
     """Shrink every fit and the MNIST loader; give the examples their X and y; run them
-    in a scratch folder."""
+    in a scratch folder that holds the data file of docs/own_data.md, wine.csv."""
     monkeypatch.chdir(tmp_path)
+    wine = load_wine()
+    header = ",".join(wine.feature_names)
+    np.savetxt("wine.csv", wine.data, delimiter=",", header=header, comments="")
     fit = GMVAEClustering.fit
 
     def small_fit(self, X, y=None):
