@@ -34,7 +34,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._config import hidden_sizes
 from ._estimator import RESOLVED, GMVAEClustering
-from ._model import LIKELIHOODS, MixtureVAE
+from ._model import LIKELIHOODS, model_class
 from .callbacks import history_records
 
 FORMAT = "sk_gmvae.weights/4"
@@ -195,8 +195,12 @@ def _check_sizes(params: Mapping[str, Any], fitted: Mapping[str, Any], state: An
     if fitted["likelihood_"] not in LIKELIHOODS:
         raise ValueError(f"likelihood_={fitted['likelihood_']!r} is not one of {LIKELIHOODS}.")
     try:
+        # The two-layer model's w size shapes its weights too (its other settings do not).
+        extra = {}
+        if params["variant"] == "dilokthanakul":
+            extra = {"w_dim": (fitted.get("variant_params_") or {}).get("w_dim") or latent_dim}
         with torch.device("meta"):
-            module = MixtureVAE(
+            module = model_class(params["variant"])(
                 n_features,
                 n_clusters,
                 latent_dim,
@@ -205,8 +209,9 @@ def _check_sizes(params: Mapping[str, Any], fitted: Mapping[str, Any], state: An
                 fitted["likelihood_"],
                 bool(fitted["binarize_"]),
                 float(params["min_variance"]),
+                **extra,
             )
-    except (RuntimeError, ValueError, OverflowError) as exc:
+    except (RuntimeError, ValueError, OverflowError, TypeError) as exc:
         raise ValueError(f"the saved sizes describe no network: {exc}") from exc
     expected = {name: tuple(t.shape) for name, t in module.state_dict().items()}
     found = {name: tuple(t.shape) for name, t in state.items()}
