@@ -417,8 +417,7 @@ def unscaled_warning(X: np.ndarray, likelihood: str) -> str | None:
 
 def has_callback(callbacks: Sequence | None, kind: type) -> bool:
     """Whether ``callbacks`` (instances or ``(name, instance)`` pairs) hold a ``kind``."""
-    found = [cb[1] if isinstance(cb, tuple) else cb for cb in callbacks or []]
-    return any(isinstance(cb, kind) for cb in found)
+    return any(isinstance(cb, kind) for _, cb in _named(callbacks or []))
 
 
 def _trial_epochs(

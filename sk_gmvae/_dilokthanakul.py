@@ -57,13 +57,11 @@ from torch.distributions import Normal
 
 from ._model import (
     LIKELIHOODS,
-    SEED_MAX,
-    BernoulliLikelihood,
-    GaussianLikelihood,
     Linear,
+    MixtureModule,
     _positive,
     _relu_stack,
-    seeded_normal,
+    make_likelihood,
 )
 
 VARIANT = "dilokthanakul"
@@ -88,7 +86,7 @@ def gaussian_kl(mean1: Tensor, var1: Tensor, mean2: Tensor, var2: Tensor) -> Ten
     return 0.5 * (var2.log() - var1.log() + ratio - 1.0).sum(-1)
 
 
-class DilokthanakulGMVAE(nn.Module):
+class DilokthanakulGMVAE(MixtureModule):
     """The two-layer GMVAE with K clusters (see the module docstring).
 
     Parameters
@@ -156,18 +154,8 @@ class DilokthanakulGMVAE(nn.Module):
         self.dec_first = Linear(L, H[0])
         self.dec_hidden = _relu_stack(H)
         self.dec_out = Linear(H[-1], D)
-        self.likelihood = (
-            BernoulliLikelihood() if likelihood == "bernoulli" else GaussianLikelihood(D)
-        )
+        self.likelihood = make_likelihood(likelihood, D)
         self.reset_parameters()
-
-    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
-        """Xavier-uniform weights and zero biases (as ``MixtureVAE``), drawn from
-        ``generator`` (by default the global torch RNG)."""
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.xavier_uniform_(m.weight, generator=generator)
-                nn.init.zeros_(m.bias)
 
     @property
     def infers_y_by_prior(self) -> bool:
@@ -230,13 +218,8 @@ class DilokthanakulGMVAE(nn.Module):
         y : Tensor of shape (n_samples,)
             Their clusters, sorted.
         """
-        weights = self.log_prior_y().exp().cpu().numpy()
-        counts = random_state.multinomial(n_samples, weights / weights.sum())
-        dtype = self.qy.weight.dtype
-        seed = random_state.randint(SEED_MAX)
         L = self.latent_dim
-        eps, generator = seeded_normal(self, (n_samples, L + self.w_dim), seed, dtype)
-        y = torch.as_tensor(np.repeat(np.arange(self.n_clusters), counts), device=eps.device)
+        y, eps, generator = self._draw_clusters(n_samples, random_state, L + self.w_dim)
         mean, var = self.cluster_prior(eps[:, L:])  # w = eps: (n, K, L)
         rows = torch.arange(n_samples, device=eps.device)
         z = mean[rows, y] + var[rows, y].sqrt() * eps[:, :L]
@@ -269,17 +252,6 @@ class DilokthanakulGMVAE(nn.Module):
         ).unsqueeze(-2)
 
     # ------------------------------------------------------------------ p and q together
-
-    def draw_training_inputs(
-        self, x: Tensor, generator: torch.Generator | None = None
-    ) -> tuple[Tensor, Tensor]:
-        """x, binarized in training mode when ``binarize`` is set, and the noise eps of
-        shape (n, M, L + W) of the M paired draws, both from ``generator``."""
-        if self.training and self.binarize:
-            x = torch.bernoulli(x, generator=generator)
-        shape = (*x.shape[:-1], *self.noise_shape)
-        eps = torch.randn(shape, generator=generator, dtype=x.dtype, device=x.device)
-        return x, eps
 
     def forward(self, x: Tensor, eps: Tensor | None = None) -> TwoLayerOutput:
         """The loss's terms for every row, draw and cluster; deterministic given ``eps``

@@ -252,7 +252,60 @@ class GaussianLikelihood(nn.Module):
         return mean + self.var().sqrt() * noise
 
 
-class MixtureVAE(nn.Module):
+def make_likelihood(likelihood: str, n_features: int) -> nn.Module:
+    """The observation model p(x|.) of the name ``likelihood`` for ``n_features`` columns."""
+    return BernoulliLikelihood() if likelihood == "bernoulli" else GaussianLikelihood(n_features)
+
+
+class MixtureModule(nn.Module):
+    """What every model class of the package shares: the reference study's
+    initialization, the random inputs of a training pass, and the first draws of
+    ancestral sampling. A subclass sets ``n_clusters``, ``binarize`` and
+    ``noise_shape`` (one row's noise eps) and defines ``log_prior_y``."""
+
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        """Xavier-uniform weights and zero biases, as in the reference study, drawn from
+        ``generator`` (by default the global torch RNG)."""
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.xavier_uniform_(m.weight, generator=generator)
+                nn.init.zeros_(m.bias)
+
+    def draw_training_inputs(
+        self, x: Tensor, generator: torch.Generator | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """The random inputs of one training pass over the rows x, drawn from
+        ``generator``: the binarized rows and the noise of the latents.
+
+        Returns x, dynamically binarized (x_d ~ Bernoulli(x_d), anew at every pass) in
+        training mode when ``binarize`` is set, and eps ~ N(0, I) of shape
+        (n, *noise_shape). Kept out of ``forward`` so that the same draws can be made
+        outside a vmapped (stacked) forward pass.
+        """
+        if self.training and self.binarize:
+            x = torch.bernoulli(x, generator=generator)
+        shape = (*x.shape[:-1], *self.noise_shape)
+        eps = torch.randn(shape, generator=generator, dtype=x.dtype, device=x.device)
+        return x, eps
+
+    def _draw_clusters(
+        self, n_samples: int, random_state: np.random.RandomState, width: int
+    ) -> tuple[Tensor, Tensor, torch.Generator]:
+        """The first draws of ancestral sampling: the clusters y ~ p(y) of ``n_samples``
+        rows (counts from ``random_state``, as ``GaussianMixture.sample`` draws them;
+        sorted), then from a seed of ``random_state`` standard normal noise of
+        (n_samples, width) in the module's dtype and the generator that drew it (for the
+        draws of x that follow)."""
+        weights = self.log_prior_y().exp().cpu().numpy()
+        counts = random_state.multinomial(n_samples, weights / weights.sum())
+        dtype = next(self.parameters()).dtype
+        seed = random_state.randint(SEED_MAX)
+        eps, generator = seeded_normal(self, (n_samples, width), seed, dtype)
+        y = torch.as_tensor(np.repeat(np.arange(self.n_clusters), counts), device=eps.device)
+        return y, eps, generator
+
+
+class MixtureVAE(MixtureModule):
     """A mixture VAE with K clusters; ``variant`` picks the generative model.
 
     Parameters
@@ -329,18 +382,8 @@ class MixtureVAE(nn.Module):
             dec_sizes = H
         self.dec_hidden = _relu_stack(dec_sizes)
         self.dec_out = Linear(dec_sizes[-1], D)
-        self.likelihood = (
-            BernoulliLikelihood() if likelihood == "bernoulli" else GaussianLikelihood(D)
-        )
+        self.likelihood = make_likelihood(likelihood, D)
         self.reset_parameters()
-
-    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
-        """Xavier-uniform weights and zero biases, as in the reference study, drawn from
-        ``generator`` (by default the global torch RNG)."""
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.xavier_uniform_(m.weight, generator=generator)
-                nn.init.zeros_(m.bias)
 
     @property
     def infers_y_by_prior(self) -> bool:
@@ -404,12 +447,7 @@ class MixtureVAE(nn.Module):
         y : Tensor of shape (n_samples,)
             Their clusters, sorted.
         """
-        weights = self.log_prior_y().exp().cpu().numpy()
-        counts = random_state.multinomial(n_samples, weights / weights.sum())
-        dtype = self.qz_mean.weight.dtype
-        seed = random_state.randint(SEED_MAX)
-        eps, generator = seeded_normal(self, (n_samples, self.latent_dim), seed, dtype)
-        y = torch.as_tensor(np.repeat(np.arange(self.n_clusters), counts), device=eps.device)
+        y, eps, generator = self._draw_clusters(n_samples, random_state, self.latent_dim)
         params = self.generate(eps)[torch.arange(n_samples, device=eps.device), y]
         return self.likelihood.sample(params, generator=generator), y
 
@@ -476,23 +514,6 @@ class MixtureVAE(nn.Module):
         return self.encode_z(x)
 
     # ------------------------------------------------------ the ELBO: p and q together
-
-    def draw_training_inputs(
-        self, x: Tensor, generator: torch.Generator | None = None
-    ) -> tuple[Tensor, Tensor]:
-        """The random inputs of one training pass over the rows x, drawn from
-        ``generator``: the binarized rows and the noise of z.
-
-        Returns x, dynamically binarized (x_d ~ Bernoulli(x_d), anew at every pass) in
-        training mode when ``binarize`` is set, and eps ~ N(0, I) of shape (n, K, L), the
-        noise of z_y = mu + sigma * eps. Kept out of ``forward`` so that the same draws can
-        be made outside a vmapped (stacked) forward pass.
-        """
-        if self.training and self.binarize:
-            x = torch.bernoulli(x, generator=generator)
-        shape = (*x.shape[:-1], *self.noise_shape)
-        eps = torch.randn(shape, generator=generator, dtype=x.dtype, device=x.device)
-        return x, eps
 
     def forward(self, x: Tensor, eps: Tensor | None = None) -> ModelOutput:
         """The ELBO's terms for every (row, cluster) pair; deterministic given ``eps``.
