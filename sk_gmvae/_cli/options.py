@@ -107,10 +107,15 @@ _ESTIMATOR_OPTIONS: dict[str, tuple[Sequence[str], dict[str, Any], str]] = {
     "max_epochs": (
         ["--max-epochs", "--epochs"],
         {"type": _or_auto(positive_int)},
-        "passes over the training rows (auto: as many as make 3,600 optimizer steps)",
+        "passes over the training rows (auto: as many as make 2,400 optimizer steps, at most "
+        "600 passes, below 10,000 rows; 3,600 steps from 10,000)",
     ),
     "batch_size": (["--batch-size"], {"type": positive_int}, "rows per optimizer step"),
-    "learning_rate": (["--learning-rate"], {"type": positive_float}, "Adam's step size"),
+    "learning_rate": (
+        ["--learning-rate"],
+        {"type": _or_auto(positive_float)},
+        "Adam's step size (auto: 1e-2 x sqrt(batch size / rows) within [1e-3, 1e-2])",
+    ),
     "learning_rate_decay": (
         ["--learning-rate-decay"],
         {"type": _decay},
