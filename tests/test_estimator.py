@@ -362,7 +362,8 @@ def test_model_is_stored_in_label_order_and_trains_on_with_its_optimizer_state(b
     # predict_proba is the module's own q(y|x): no permutation layer in between.
     module = est.net_.module_
     with torch.no_grad():
-        logits = module.encode_y(torch.tensor(X, dtype=torch.float32))
+        # The module sees the standardized rows (standardize="auto").
+        logits = module.encode_y(torch.tensor((X - est.mean_) / est.scale_, dtype=torch.float32))
     np.testing.assert_array_equal(logits.argmax(1).numpy(), est.labels_)
     # Adam's moments were renumbered with the weights: renumbering, then a step, equals a
     # step, then renumbering (which fails if the moments stay in the old order).
