@@ -151,6 +151,7 @@ def _nets_of(est, X):
 
     rng = np.random.RandomState(est.random_state)
     seeds = [int(rng.randint(SEED_MAX)) for _ in range(est.n_init_)]
+    X = (X - est.mean_) / est.scale_  # the rows as the model saw them (standardize)
     X_train = torch.tensor(X, dtype=torch.float32, device=est.device_)
     config = resolve_config(est.get_params(), *X.shape, est.likelihood_, est.device_)
     return [build_net(config, s).fit(X_train) for s in seeds]
