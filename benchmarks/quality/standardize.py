@@ -111,18 +111,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=600, help="optimizer steps per fit")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    rows = []
-    for name in args.datasets:
-        start = time.perf_counter()
-        rows += run(name, args.seeds, args.steps)
-        print(f"{name}: {time.perf_counter() - start:.0f} s", flush=True)
     print(
-        "\n| data | method | input | setting | ARI, mean ± sd | clusters used "
+        "| data | method | input | setting | ARI, mean ± sd | clusters used "
         "| labels = standardize=False |"
     )
-    print("| --- | --- | --- | --- | --- | --- | --- |")
-    for row in rows:
-        print("| " + " | ".join(row) + " |")
+    print("| --- | --- | --- | --- | --- | --- | --- |", flush=True)
+    for name in args.datasets:  # each data set's rows as soon as they are measured
+        start = time.perf_counter()
+        for row in run(name, args.seeds, args.steps):
+            print("| " + " | ".join(row) + " |")
+        print(f"({name}: {time.perf_counter() - start:.0f} s)", flush=True)
 
 
 if __name__ == "__main__":
