@@ -47,6 +47,7 @@ from ._inference import (
 from ._interrupt import ctrl_c
 from ._latent import LatentSpaceMixin
 from ._model import ALL_VARIANTS
+from ._scaling import feature_scaling, log_jacobian, to_model
 from ._training import (
     RESTART_CRITERIA,
     SEED_MAX,
@@ -68,6 +69,7 @@ RESOLVED = {
     "n_init_": "n_init",
     "trial_epochs_": "trial_epochs",
     "likelihood_": "likelihood",
+    "standardize_": "standardize",
     "variant_params_": "variant_params",
 }
 
@@ -124,6 +126,14 @@ class GMVAEClustering(
         intensities); ``"gaussian"`` has a learned variance per feature and suits
         standardized real-valued data. ``"auto"``: ``"bernoulli"`` when every value of
         X lies in [0, 1], else ``"gaussian"``.
+    standardize : bool or "auto", default="auto"
+        With the Gaussian likelihood, fit the model to each feature minus its mean,
+        divided by its standard deviation (``mean_``, ``scale_``; scale 1 for a
+        constant feature), as a ``StandardScaler`` in front would, but with the
+        results in the data's own units: ``inverse_transform``, ``sample`` and
+        ``cluster_prototypes`` return rows in the scale of X, and ``score_samples``
+        is a density of X (it includes -sum(log ``scale_``)). Not used with the
+        Bernoulli likelihood. ``"auto"``: True with the Gaussian likelihood.
     binarize : bool or "auto", default="auto"
         With the Bernoulli likelihood, dynamically binarize X during training (x_d
         becomes 1 with probability x_d, anew at every step); inference uses X as
@@ -265,6 +275,14 @@ trial_epochs_, variant_params_
         True when early stopping ended training because the loss stopped improving.
     likelihood_ : str
         The observation model used, ``"bernoulli"`` or ``"gaussian"``.
+    standardize_ : bool
+        Whether the model was fitted to standardized features.
+    mean_ : ndarray of shape (n_features_in_,) or None
+        Per-feature mean of the training data subtracted before the model (None
+        when ``standardize_`` is False).
+    scale_ : ndarray of shape (n_features_in_,) or None
+        Per-feature standard deviation of the training data the model's input is
+        divided by (1 for a constant feature; None when ``standardize_`` is False).
     device_ : str
         The device the networks were trained on and live on.
     history_ : skorch.History
@@ -339,6 +357,7 @@ trial_epochs_, variant_params_
             StrOptions({"auto"}),
         ],
         "likelihood": [StrOptions({"auto", "bernoulli", "gaussian"})],
+        "standardize": ["boolean", StrOptions({"auto"})],
         "binarize": ["boolean", StrOptions({"auto"})],
         "min_variance": [Interval(Real, 0, None, closed="left")],
         "beta": [Interval(Real, 0, None, closed="left")],
@@ -377,6 +396,7 @@ trial_epochs_, variant_params_
         latent_dim: int | str = "auto",
         hidden_layer_sizes: int | tuple[int, ...] | str = "auto",
         likelihood: str = "auto",
+        standardize: bool | str = "auto",
         binarize: bool | str = "auto",
         min_variance: float = 0.0,
         beta: float = 1.0,
@@ -411,6 +431,7 @@ trial_epochs_, variant_params_
         self.latent_dim = latent_dim
         self.hidden_layer_sizes = hidden_layer_sizes
         self.likelihood = likelihood
+        self.standardize = standardize
         self.binarize = binarize
         self.min_variance = min_variance
         self.beta = beta
@@ -482,8 +503,12 @@ trial_epochs_, variant_params_
         """
         continuing = self.warm_start and hasattr(self, "net_")
         X, config = self._configure(X, continuing)
-        if (message := unscaled_warning(X, config.likelihood)) is not None:
+        if not config.standardize and (message := unscaled_warning(X, config.likelihood)):
             warnings.warn(message, UserWarning, stacklevel=3)
+        # The model's data: standardized with the training data's statistics (a warm
+        # start keeps the fitted ones, in which its networks were trained).
+        scaling = self._scaling(X, config, continuing)
+        X = to_model(X, *scaling)
         # The training data go to the device once; batches are slices of it.
         X_train = torch.tensor(X, dtype=torch.float32, device=config.device)
         # Every random draw of training comes from the nets' own generators, seeded here.
@@ -502,7 +527,7 @@ trial_epochs_, variant_params_
                 kept, scores = keep_best(runs, config.restart_selection, X)
                 run = restarts.finish(runs, kept, X_train)
             interrupt.training = False  # a first Ctrl-C from here waits for the model
-            self._adopt(run, X, config, scores)
+            self._adopt(run, X, config, scores, scaling)
         messages = run.warnings(config.tol, len(runs), len(seeds))
         if interrupt.received:
             stopped = (
@@ -521,6 +546,16 @@ trial_epochs_, variant_params_
             )
         return self
 
+    def _scaling(
+        self, X: np.ndarray, config: FitConfig, continuing: bool = False
+    ) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """The ``(mean_, scale_)`` of a fit on the validated X with ``config``: the
+        features' means and standard deviations when it standardizes, else
+        ``(None, None)``; a warm start keeps the fitted ones."""
+        if continuing:
+            return self.mean_, self.scale_
+        return feature_scaling(X) if config.standardize else (None, None)
+
     def _fitted_config(self, config: FitConfig) -> FitConfig:
         """``config`` with the resolved values of the fitted model (a warm start keeps
         its architecture and assignment rule)."""
@@ -528,12 +563,18 @@ trial_epochs_, variant_params_
         return dataclasses.replace(config, **kept)
 
     def _adopt(
-        self, run: Run, X: np.ndarray, config: FitConfig, scores: list[dict] | None = None
+        self,
+        run: Run,
+        X: np.ndarray,
+        config: FitConfig,
+        scores: list[dict] | None = None,
+        scaling: tuple[np.ndarray | None, np.ndarray | None] = (None, None),
     ) -> GMVAEClustering:
-        """Make the trained ``run`` (on the rows X, with ``config``) this estimator's
-        fitted model: number its clusters by decreasing size on X, label X, and set the
-        fitted attributes. ``fit`` ends here, and so does a run trained elsewhere (the
-        study's stacked seeds)."""
+        """Make the trained ``run`` (on the rows X of the model's space, with
+        ``config`` and the standardization ``scaling``, ``(mean_, scale_)``) this
+        estimator's fitted model: number its clusters by decreasing size on X, label
+        X, and set the fitted attributes. ``fit`` ends here, and so does a run trained
+        elsewhere (the study's stacked seeds)."""
         net = run.net
         # Number clusters by decreasing size on the training data, so that the labels
         # in use are 0..m-1 whatever clusters the model left empty: the model itself is
@@ -546,6 +587,8 @@ trial_epochs_, variant_params_
         proba = proba[:, order]
         fitted = {name: getattr(config, field) for name, field in RESOLVED.items()}
         fitted.update(
+            mean_=scaling[0],
+            scale_=scaling[1],
             labels_=proba.argmax(axis=1),
             weights_=proba.mean(axis=0),
             lower_bound_=run.final_elbo,
@@ -630,12 +673,13 @@ trial_epochs_, variant_params_
 
     def _validate_for_inference(self, X: np.ndarray) -> np.ndarray:
         """X checked as every inference method takes it: fitted, the training's features,
-        values within float32's range, and for a Bernoulli model in [0, 1]."""
+        values within float32's range, and for a Bernoulli model in [0, 1]; returned
+        in the model's space (standardized as the training data were)."""
         check_is_fitted(self)
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
         check_fitted_domain(X, self.likelihood_)
         check_float32_range(X)
-        return X
+        return to_model(X, self.mean_, self.scale_)
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """Posterior cluster probabilities: p(y|x) (``posterior_samples`` > 0) or q(y|x).
@@ -674,9 +718,11 @@ trial_epochs_, variant_params_
         The expectation over z is a one-sample Monte Carlo estimate whose noise is drawn
         from ``random_state`` (the same for every call when it is an int); y is summed
         out exactly. The weights ``beta``, ``eta`` and ``entropy_weight`` do not enter:
-        this is the plain ELBO. For ``"dilokthanakul"`` it is the ELBO of its mean-field
-        q(y|x) q(z|x) q(w|x), with the KLs of z and w analytic and the expectations over
-        (z, w) estimated with its M draws; ``cv_weight`` and ``free_bits`` do not enter.
+        this is the plain ELBO. With ``standardize_`` it bounds the density of X itself:
+        the standardized rows' ELBO minus sum(log ``scale_``). For ``"dilokthanakul"``
+        it is the ELBO of its mean-field q(y|x) q(z|x) q(w|x), with the KLs of z and w
+        analytic and the expectations over (z, w) estimated with its M draws;
+        ``cv_weight`` and ``free_bits`` do not enter.
 
         Parameters
         ----------
@@ -690,7 +736,10 @@ trial_epochs_, variant_params_
         """
         X = self._validate_for_inference(X)
         seed = check_random_state(self.random_state).randint(SEED_MAX)
-        return elbo(self._inference_module_, X, int(seed), torch.float64)
+        # log p(x) = log p(u) + log |du/dx|, u = (x - mean_) / scale_
+        return elbo(self._inference_module_, X, int(seed), torch.float64) + log_jacobian(
+            self.scale_
+        )
 
     def score(self, X: np.ndarray, y: object = None) -> float:
         """Mean per-row ELBO (nats; higher is better), for model selection.

@@ -142,6 +142,12 @@ _ESTIMATOR_OPTIONS: dict[str, tuple[Sequence[str], dict[str, Any], str]] = {
         {"choices": list(_AUTO_YES_NO)},
         "dynamic binarization of data in [0, 1] (auto: from 10,000 rows)",
     ),
+    "standardize": (
+        ["--standardize"],
+        {"choices": list(_AUTO_YES_NO)},
+        "fit real-valued data standardized per column, results in its own units "
+        "(auto: yes with the Gaussian likelihood)",
+    ),
     "n_init": (
         ["--n-init"],
         {"type": _or_auto(positive_int)},
@@ -207,7 +213,7 @@ def estimator_params(args: argparse.Namespace) -> dict[str, Any]:
     """The ``GMVAEClustering`` keyword arguments of the estimator options in ``args``
     (those :func:`add_estimator_options` added to the command's parser)."""
     params = {p: getattr(args, p) for p in _ESTIMATOR_OPTIONS if hasattr(args, p)}
-    for param in ("binarize", "cuda_graph"):
+    for param in ("binarize", "standardize", "cuda_graph"):
         if param in params:
             params[param] = auto_yes_no(params[param])
     engine = {p: params.pop(p) for p in _ENGINE_DEFAULTS if p in params}
