@@ -46,6 +46,9 @@ PRESETS = {
 }
 # docs/defaults.md, "Training length": optimizer steps of a max_epochs="auto" training.
 AUTO_STEPS = 3600
+# docs/defaults.md, "The start": optimizer steps of the autoencoder's pre-training of a
+# pretrain_steps="auto" start (init="autoencoder" or "umap").
+AUTO_PRETRAIN_STEPS = 2000
 # docs/defaults.md, "Restarts": a restart's trial is this fraction of max_epochs.
 TRIAL_FRACTION = 1 / 6
 # The number of importance draws that posterior_samples="auto" stands for on small data.
@@ -73,9 +76,10 @@ class FitConfig:
     The fields are the estimator's parameters of the same names, except:
     ``n_features`` (columns of X), ``likelihood`` and ``device`` (resolved from X and
     the machine), ``trial_epochs`` (None when every restart trains ``max_epochs``),
-    ``stack_restarts`` (whether the restarts train at once, as one stacked model) and
-    ``variant_params`` (the variant's settings, defaults filled in, ``"auto"``
-    resolved: :func:`resolve_variant_params`).
+    ``stack_restarts`` (whether the restarts train at once, as one stacked model),
+    ``init`` and ``pretrain_steps`` (the start, :func:`resolve_init`) and
+    ``variant_params`` (the variant's settings, defaults filled in, ``"auto"`` resolved:
+    :func:`resolve_variant_params`).
     """
 
     n_features: int
@@ -110,6 +114,8 @@ class FitConfig:
     callbacks: tuple = ()
     net_params: Mapping[str, Any] = field(default_factory=dict)
     variant_params: Mapping[str, Any] = field(default_factory=dict)
+    init: str = "random"
+    pretrain_steps: int = 0
 
     @property
     def checkpoints_runs(self) -> bool:
@@ -435,13 +441,14 @@ def _trial_epochs(
     return int(trial)
 
 
-def _stacks(params: Mapping[str, Any], n_init: int, device: str) -> bool:
+def _stacks(params: Mapping[str, Any], n_init: int, device: str, init: str) -> bool:
     """Whether the ``n_init`` restarts train at once as one stacked model on ``device``.
     Never with early stopping (per restart), user callbacks (which expect a plain net),
-    a validation split or VaDE's pretraining (one net at a time); ``"auto"``: on CUDA only
-    (docs/defaults.md, "Stacked restarts")."""
+    a validation split, VaDE's pretraining or a pre-trained start (one net at a time);
+    ``"auto"``: on CUDA only (docs/defaults.md, "Stacked restarts")."""
     if (
         n_init == 1
+        or init != "random"
         or params["tol"] is not None
         or params["callbacks"]
         or params["validation_fraction"]
@@ -469,8 +476,42 @@ def _named(callbacks: Sequence) -> list[tuple[str, Any]]:
     return [cb if isinstance(cb, tuple) else (type(cb).__name__, cb) for cb in callbacks]
 
 
+def resolve_init(init: str, pretrain_steps: int | str, variant: str) -> tuple[str, int]:
+    """The start method and its pre-training steps of the estimator's ``init`` and
+    ``pretrain_steps``. ``init="auto"``: ``"random"`` (docs/defaults.md, "The start");
+    ``pretrain_steps="auto"``: ``AUTO_PRETRAIN_STEPS`` for a pre-trained start, else 0."""
+    if init == "auto":
+        init = "random"
+    if init == "random":
+        return init, 0
+    steps = AUTO_PRETRAIN_STEPS if pretrain_steps == "auto" else int(pretrain_steps)
+    return init, steps
+
+
 def check_trainable(config: FitConfig) -> None:
-    """A ``ValueError`` for a configuration that cannot train as asked."""
+    """A ``ValueError`` for a configuration that cannot train as asked (an
+    ``ImportError`` for ``init="umap"`` without umap-learn)."""
+    if config.init != "random":
+        if config.variant == "dilokthanakul":
+            raise ValueError(
+                f"init={config.init!r} starts a one-layer mixture VAE; variant="
+                "'dilokthanakul' starts from random weights only: set init='random'."
+            )
+        if config.pretrain_epochs:
+            raise ValueError(
+                f"init={config.init!r} replaces VaDE's in-training start pretrain_epochs="
+                f"{config.pretrain_epochs}: set pretrain_epochs=0 (the pre-training's "
+                "length is pretrain_steps)."
+            )
+        if config.pretrain_steps < 1:
+            raise ValueError(
+                f"init={config.init!r} pre-trains an autoencoder: pretrain_steps must be "
+                f"at least 1, got {config.pretrain_steps}."
+            )
+        if config.init == "umap":
+            from ._start import require_umap
+
+            require_umap()
     if config.pretrain_epochs and config.variant != "vade":
         raise ValueError(
             f"pretrain_epochs is VaDE's initialisation (variant='vade'); variant="
@@ -523,6 +564,7 @@ def resolve_config(
       column; ``entropy_weight``: its ``entropy_share`` times ``eta``; ``n_init`` is 1
       with a ``RunCheckpoint`` (it resumes one run);
     - ``trial_epochs``: see :func:`_trial_epochs`; ``stack_restarts``: :func:`_stacks`;
+    - ``init``, ``pretrain_steps``: see :func:`resolve_init`;
     - ``variant_params``: see :func:`resolve_variant_params`.
     """
     data = preset(n_samples)
@@ -552,6 +594,9 @@ def resolve_config(
     trial = _trial_epochs(
         params["trial_epochs"], max_epochs, params["pretrain_epochs"], n_init, stops_early
     )
+    init, pretrain_steps = resolve_init(
+        params.get("init", "random"), params.get("pretrain_steps", "auto"), params["variant"]
+    )
     return FitConfig(
         n_features=int(n_features),
         n_clusters=int(params["n_clusters"]),
@@ -580,11 +625,13 @@ def resolve_config(
         n_init=int(n_init),
         trial_epochs=trial,
         restart_selection=params["restart_selection"],
-        stack_restarts=_stacks(params, int(n_init), device),
+        stack_restarts=_stacks(params, int(n_init), device, init),
         posterior_samples=samples,
         callbacks=callbacks,
         net_params=dict(params["net_params"] or {}),
         variant_params=resolve_variant_params(
             params["variant"], params.get("variant_params"), int(latent_dim)
         ),
+        init=init,
+        pretrain_steps=pretrain_steps,
     )
