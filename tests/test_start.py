@@ -13,6 +13,7 @@ from skorch.callbacks import Callback
 from sk_gmvae import GMVAEClustering
 from sk_gmvae._config import AUTO_PRETRAIN_STEPS, resolve_config
 from sk_gmvae.metrics import hungarian_accuracy
+from sk_gmvae.persistence import load_weights, save_weights
 
 SMALL = small_params(hidden_layer_sizes=(16,), max_epochs=2, n_init=1, random_state=0)
 
@@ -134,3 +135,12 @@ def test_missing_umap_names_the_extra(separated, monkeypatch):
     monkeypatch.setitem(sys.modules, "umap", None)  # import umap raises ImportError
     with pytest.raises(ImportError, match=r"sk_gmvae\[umap\]"):
         GMVAEClustering(3, init="umap", **SMALL).fit(separated[0])
+
+
+def test_started_model_saves_and_loads(separated, tmp_path):
+    X, _ = separated
+    est = GMVAEClustering(3, init="autoencoder", pretrain_steps=50, **SMALL).fit(X)
+    save_weights(est, tmp_path / "model")
+    loaded = load_weights(tmp_path / "model", device="cpu")
+    assert loaded.get_params()["init"] == "autoencoder"
+    np.testing.assert_array_equal(loaded.predict(X), est.predict(X))

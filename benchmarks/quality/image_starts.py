@@ -9,6 +9,8 @@ to ``--out``, whose finished lines are skipped on a rerun); then a Markdown tabl
 mean ± sd over the seeds.
 
     python -m benchmarks.quality.image_starts --data digits --seeds 0 1 2 --threads 1
+    python -m benchmarks.quality.image_starts --data digits --seeds 0 --curve \
+        --methods "gmvae umap" "vade umap" --out drift.jsonl   # accuracy per epoch
     python -m benchmarks.quality.image_starts --data mnist --rows 10000 --seeds 0 1 \\
         --threads 1 --methods KMeans "UMAP + GMM" "gmvae umap"
 
@@ -35,6 +37,7 @@ from benchmarks._common import METRICS, load_datasets, mean_sd
 from sk_gmvae import GMVAEClustering
 from sk_gmvae._config import AUTO_PRETRAIN_STEPS, AUTO_STEPS
 from sk_gmvae._start import UMAP_SETTINGS, require_umap
+from sk_gmvae.callbacks import ClusteringMonitor
 from sk_gmvae.metrics import clustering_report, hungarian_accuracy
 
 # The mixture VAEs: name -> GMVAEClustering parameters (n_init=1 for all).
@@ -73,17 +76,26 @@ def _baseline(name: str, X: np.ndarray, k: int, seed: int, budget: int) -> tuple
     return dict(est.net_.callbacks_)["start"].assignment_, {"steps": budget}
 
 
-def _ours(params: dict, X: np.ndarray, k: int, seed: int) -> tuple[np.ndarray, dict]:
-    """The fitted model's own labels, and its start's assignment and loss."""
+def _ours(
+    params: dict, X: np.ndarray, y: np.ndarray, k: int, seed: int, curve: bool
+) -> tuple[np.ndarray, dict]:
+    """The fitted model's own labels, its start's assignment and, with ``curve``, the
+    Hungarian accuracy of q(y|x) on the rows after every epoch."""
+    if curve:
+        params = {**params, "callbacks": [ClusteringMonitor(X, y, name="rows")]}
     est = GMVAEClustering(k, n_init=1, random_state=seed, **params).fit(X)
     extra: dict = {}
+    if curve:
+        extra["curve"] = [round(r["rows_hungarian_accuracy"], 4) for r in est.history_]
     start = dict(est.net_.callbacks_).get("start")
     if start is not None:
         extra = {"start_labels": start.assignment_, "start_used": bool(start.used_)}
     return est.labels_, extra
 
 
-def run(name: str, X: np.ndarray, y: np.ndarray, k: int, seed: int, params: dict) -> dict:
+def run(
+    name: str, X: np.ndarray, y: np.ndarray, k: int, seed: int, params: dict, curve: bool = False
+) -> dict:
     """One method on one seed: its metrics, seconds, and the start's accuracy."""
     torch.manual_seed(seed)
     steps_per_epoch = math.ceil(len(X) / 100)
@@ -92,7 +104,7 @@ def run(name: str, X: np.ndarray, y: np.ndarray, k: int, seed: int, params: dict
     if name in BASELINES:
         labels, extra = _baseline(name, X, k, seed, budget)
     else:
-        labels, extra = _ours({**OURS[name], **params}, X, k, seed)
+        labels, extra = _ours({**OURS[name], **params}, X, y, k, seed, curve)
     row = {"method": name, "seed": seed, "seconds": time.perf_counter() - began}
     row.update(clustering_report(y, labels))
     if "start_labels" in extra:
@@ -127,6 +139,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--params", default="{}", help="more GMVAEClustering parameters, JSON")
     parser.add_argument("--out", type=Path, default=None, help="JSON lines, appended")
     parser.add_argument("--threads", type=int, default=None, help="torch threads")
+    parser.add_argument(
+        "--curve", action="store_true", help="record q(y|x)'s accuracy after every epoch"
+    )
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -143,7 +158,7 @@ def main(argv: list[str] | None = None) -> None:
         for name in args.methods:
             if any(r["method"] == name and r["seed"] == seed for r in rows):
                 continue
-            row = {"data": args.data, **run(name, X, y, args.n_clusters, seed, params)}
+            row = {"data": args.data, **run(name, X, y, args.n_clusters, seed, params, args.curve)}
             rows.append(row)
             print(json.dumps(row), flush=True)
             if args.out is not None:
