@@ -39,6 +39,9 @@ from ._model import ClusterGaussian, MixtureVAE, OneHotConcatLinear, _linear
 INIT_METHODS = ("random", "autoencoder", "umap")
 # Optimizer steps of q(y|x)'s cross-entropy training on the first assignment.
 QY_STEPS = 500
+# Adam's step size in the pre-training and q(y|x)'s cross-entropy steps (Adam's default),
+# apart from the mixture's ``learning_rate``, which can then be set for the mixture alone.
+PRETRAIN_LEARNING_RATE = 1e-3
 # A pre-training counts as trained when it lowered the reconstruction loss on the
 # training rows by at least this fraction of its initial value.
 MIN_RELATIVE_GAIN = 0.01
@@ -166,8 +169,9 @@ class AutoencoderStart(Callback):
     """Start a new training of a mixture VAE from a pre-trained autoencoder
     (``GMVAEClustering(init="autoencoder" or "umap")``; see the module docstring).
 
-    At the beginning of a training with an empty history: ``steps`` Adam steps of the
-    autoencoder's reconstruction loss, the first assignment R of the codes (``method``),
+    At the beginning of a training with an empty history: ``steps`` Adam steps (step
+    size ``PRETRAIN_LEARNING_RATE``, whatever the mixture's) of the autoencoder's
+    reconstruction loss, the first assignment R of the codes (``method``),
     then the per-cluster prior from the codes of each cluster and ``qy_steps`` steps of
     q(y|x) on R. The draws (batch order, mixtures, UMAP) come from the net's
     ``random_state``. A pre-training that lowered the loss by less than
@@ -187,7 +191,9 @@ class AutoencoderStart(Callback):
     Attributes
     ----------
     used_ : bool
-        Whether the start was used (False: it learned nothing, and was undone).
+        Whether the start was used (False: it learned nothing, and was undone: its
+        loss fell by less than ``MIN_RELATIVE_GAIN`` of its start, or its codes have no
+        spread).
     loss_before_, loss_after_ : float
         The reconstruction loss per row on the training rows before and after the
         pre-training, nats.
@@ -227,7 +233,7 @@ class AutoencoderStart(Callback):
             len(X),
             self.steps,
             net.batch_size,
-            net.lr,
+            PRETRAIN_LEARNING_RATE,
             generator,
             net.device,
         )
@@ -246,7 +252,7 @@ class AutoencoderStart(Callback):
                 f"reconstruction loss went from {self.loss_before_:.4g} to "
                 f"{self.loss_after_:.4g} nats per row. Its codes are not used; training "
                 "starts from the random weights, as with init='random'. Raise "
-                "pretrain_steps or learning_rate, or scale X.",
+                "pretrain_steps, or scale X.",
                 UserWarning,
                 stacklevel=2,
             )
@@ -276,7 +282,7 @@ class AutoencoderStart(Callback):
             len(X),
             self.qy_steps,
             net.batch_size,
-            net.lr,
+            PRETRAIN_LEARNING_RATE,
             generator,
             net.device,
         )

@@ -10,7 +10,7 @@ from _helpers import small_params
 from sklearn.utils._param_validation import InvalidParameterError
 from skorch.callbacks import Callback
 
-from sk_gmvae import GMVAEClustering
+from sk_gmvae import GMVAEClustering, _start
 from sk_gmvae._config import AUTO_PRETRAIN_STEPS, resolve_config
 from sk_gmvae.metrics import hungarian_accuracy
 from sk_gmvae.persistence import load_weights, save_weights
@@ -25,7 +25,7 @@ def separated(blobs):
     return (X - X.mean(0)) / X.std(0), y
 
 
-def _start(est):
+def _start_of(est):
     return dict(est.net_.callbacks_)["start"]
 
 
@@ -71,7 +71,7 @@ def test_random_start_adds_nothing(separated):
 def test_each_start_learns_and_starts_the_mixture(separated, variant, init):
     X, y = separated
     est = GMVAEClustering(3, variant=variant, init=init, pretrain_steps=300, **SMALL).fit(X)
-    start = _start(est)
+    start = _start_of(est)
     assert start.used_
     assert start.loss_after_ < start.loss_before_
     # Three far-apart blobs: the first assignment finds them.
@@ -110,25 +110,32 @@ def test_cluster_prior_starts_at_the_codes_of_each_cluster(separated, variant):
         np.testing.assert_allclose(probe.means_[k], codes.mean(0).numpy(), atol=1e-3)
 
 
-def test_untrained_start_warns_and_is_not_used(separated):
+def test_untrained_start_warns_and_is_not_used(separated, monkeypatch):
     X, _ = separated
-    frozen = dict(SMALL, learning_rate=1e-12)  # the pre-training cannot move
+    monkeypatch.setattr(_start, "PRETRAIN_LEARNING_RATE", 1e-12)  # it cannot move
     with pytest.warns(UserWarning, match="did not learn"):
-        est = GMVAEClustering(3, init="autoencoder", pretrain_steps=5, **frozen).fit(X)
-    assert not _start(est).used_
-    random = GMVAEClustering(3, init="random", **frozen).fit(X)
+        est = GMVAEClustering(3, init="autoencoder", pretrain_steps=5, **SMALL).fit(X)
+    assert not _start_of(est).used_
+    random = GMVAEClustering(3, init="random", **SMALL).fit(X)
     # Undone: the fit is the random start's, weight for weight.
     expected = random.net_.module_.state_dict()
     for name, value in est.net_.module_.state_dict().items():
         np.testing.assert_array_equal(value.numpy(), expected[name].numpy(), err_msg=name)
 
 
+def test_codes_without_spread_are_not_used():
+    X = np.full((40, 4), 0.5)  # one row, 40 times: every code the same
+    with pytest.warns(UserWarning, match="did not learn"):
+        est = GMVAEClustering(2, init="autoencoder", pretrain_steps=50, **SMALL).fit(X)
+    assert not _start_of(est).used_
+
+
 def test_warm_start_does_not_start_again(separated):
     X, _ = separated
     est = GMVAEClustering(3, init="autoencoder", pretrain_steps=50, **SMALL).fit(X)
-    first = _start(est).assignment_
+    first = _start_of(est).assignment_
     est.set_params(warm_start=True, max_epochs=1).fit(X)
-    assert _start(est).assignment_ is first
+    assert _start_of(est).assignment_ is first
 
 
 def test_missing_umap_names_the_extra(separated, monkeypatch):

@@ -45,9 +45,12 @@ OURS: dict[str, dict] = {
     "gmvae random": dict(variant="gmvae", init="random"),
     "gmvae autoencoder": dict(variant="gmvae", init="autoencoder"),
     "gmvae umap": dict(variant="gmvae", init="umap"),
-    # Two ways to keep the start: smaller steps, and the z-term's KL warmed up.
-    "gmvae umap, lr 1e-4": dict(variant="gmvae", init="umap", learning_rate=1e-4),
+    # Two ways to keep the start: smaller steps for the mixture (the pre-training's
+    # step size is its own), and the z-term's KL warmed up.
+    "gmvae umap, mixture lr 1e-4": dict(variant="gmvae", init="umap", learning_rate=1e-4),
     "gmvae umap, kl_warmup 10": dict(variant="gmvae", init="umap", kl_warmup=10.0),
+    # A longer pre-training.
+    "gmvae umap, 5000 steps": dict(variant="gmvae", init="umap", pretrain_steps=5000),
     "vade recipe (pretrain_epochs)": dict(
         variant="vade", pretrain_epochs=2, latent_dim=10, binarize=False, entropy_weight=0.0
     ),
