@@ -288,3 +288,34 @@ class AutoencoderStart(Callback):
         )
         labels = _over_rows(lambda x: module.qy(x).argmax(-1), X).cpu().numpy()
         return float(np.mean(labels == self.assignment_))
+
+
+class HoldAssignments(Callback):
+    """Keep q(y|x) at a pre-trained start's first assignment for the first ``epochs``
+    epochs: its gradients are zeroed, so the encoder, decoder and per-cluster prior
+    adapt to the assignment before q(y|x) trains with them.
+
+    Does nothing for a model without an inference network q(y|x) (VaDE) or when the
+    net's ``AutoencoderStart`` (named ``"start"``) did not use its start.
+
+    Parameters
+    ----------
+    epochs : float
+        Epochs (counted from 1) during which q(y|x) does not change.
+    """
+
+    def __init__(self, epochs: float) -> None:
+        self.epochs = epochs
+
+    def on_grad_computed(
+        self, net: Any, named_parameters: Any, training: bool = False, **kwargs: Any
+    ) -> None:
+        module = net.module_
+        if not training or len(net.history) > self.epochs or getattr(module, "qy", None) is None:
+            return
+        start = dict(net.callbacks_).get("start")
+        if start is not None and not getattr(start, "used_", False):
+            return
+        for param in module.qy.parameters():
+            if param.grad is not None:
+                param.grad.zero_()  # Adam: zero moments give a zero step

@@ -151,3 +151,26 @@ def test_started_model_saves_and_loads(separated, tmp_path):
     loaded = load_weights(tmp_path / "model", device="cpu")
     assert loaded.get_params()["init"] == "autoencoder"
     np.testing.assert_array_equal(loaded.predict(X), est.predict(X))
+
+
+class _QyAtStart(Callback):
+    """q(y|x)'s weights as training begins, after the start."""
+
+    def on_train_begin(self, net, **kwargs):
+        self.weights_ = [p.detach().clone() for p in net.module_.qy.parameters()]
+
+
+@pytest.mark.parametrize("hold, held", [(1, True), (0, False)])
+def test_hold_keeps_qy_at_the_first_assignment(separated, hold, held):
+    X, _ = separated
+    callbacks = [_QyAtStart(), _start.HoldAssignments(hold)]
+    est = GMVAEClustering(
+        3, init="autoencoder", pretrain_steps=50, **{**SMALL, "max_epochs": 1}, callbacks=callbacks
+    ).fit(X)
+    at_start = dict(est.net_.callbacks_)["_QyAtStart"].weights_
+    # q(y|x)'s first layer (the last one's rows are renumbered by cluster size at the end).
+    first = est.net_.module_.qy[0]
+    same = [
+        torch.equal(a, b) for a, b in zip(at_start[:2], [first.weight, first.bias], strict=True)
+    ]
+    assert all(same) if held else not any(same)
