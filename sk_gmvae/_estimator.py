@@ -68,7 +68,6 @@ RESOLVED = {
     "entropy_weight_": "entropy_weight",
     "n_init_": "n_init",
     "trial_epochs_": "trial_epochs",
-    "posterior_samples_": "posterior_samples",
     "likelihood_": "likelihood",
     "variant_params_": "variant_params",
 }
@@ -153,12 +152,13 @@ class GMVAEClustering(
         ``max_epochs`` train without the z-term, then a diagonal ``GaussianMixture``
         fitted to the codes E[z|x] starts the mixture prior (``GMMPriorInit``). 0: none.
     max_epochs : int or "auto", default="auto"
-        Number of passes over the training data. ``"auto"``: as many as take 3,600
-        optimizer steps.
+        Number of passes over the training data. ``"auto"``: as many as take 1,200
+        optimizer steps below 10,000 training rows, 3,600 from 10,000.
     batch_size : int, default=100
         Rows per optimization step.
-    learning_rate : float, default=1e-3
-        Step size of the optimizer (skorch's ``lr``).
+    learning_rate : float or "auto", default="auto"
+        Step size of the optimizer (skorch's ``lr``). ``"auto"``: 1e-2 below 10,000
+        training rows, 1e-3 (the study's) from 10,000.
     learning_rate_decay : float in (0, 1], default=1.0
         Ratio of the final learning rate to ``learning_rate``: after epoch e the rate is
         ``learning_rate * decay ** (e / max_epochs)``. 1 keeps it constant.
@@ -188,17 +188,17 @@ class GMVAEClustering(
         How the restarts are ranked on the training data, without labels: the highest
         I(X; Y) = H(Y) - H(Y|X) of q(y|x) (confident assignments to evenly used
         clusters), the lowest H(Y|X), or the highest final training ELBO.
-    posterior_samples : int or "auto", default="auto"
+    posterior_samples : int, default=0
         How rows are assigned (``predict_proba``, ``predict``, ``labels_``). 0: by
         q(y|x). n > 0: by the model's posterior p(y|x) = p(y) p(x|y) / p(x), p(x|y)
         estimated from n importance draws of q(z|x, y) (fixed draws); costs n passes
-        of the model per row. ``"auto"``: 64 below 10,000 training rows, 0 from
-        10,000. A number set after ``fit`` applies to the next ``predict``.
+        of the model per row. A number set after ``fit`` applies to the next
+        ``predict``.
     stack_restarts : bool or "auto", default="auto"
         Train the ``n_init`` restarts at once as one model with stacked weights (the
         same results as one after another, up to rounding). ``"auto"``: on CUDA
-        devices. Not used with ``tol``, ``callbacks``, ``validation_fraction`` or
-        ``pretrain_epochs``.
+        devices, and on the CPU below 10,000 training rows. Not used with ``tol``,
+        ``callbacks``, ``validation_fraction`` or ``pretrain_epochs``.
     tol : float or None, default=None
         If set, stop once the training loss (the validation loss with
         ``validation_fraction``) has not improved by ``tol`` nats for
@@ -254,7 +254,7 @@ class GMVAEClustering(
     lower_bound_ : float
         Mean training ELBO per row (nats) of the last complete epoch; NaN when none.
     hidden_layer_sizes_, latent_dim_, binarize_, entropy_weight_, n_init_, \
-trial_epochs_, posterior_samples_, variant_params_
+trial_epochs_, variant_params_
         The values used for the parameters of these names (``"auto"`` resolved;
         ``trial_epochs_`` is None when every restart trained ``max_epochs``;
         ``variant_params_`` holds every setting of the variant, defaults included).
@@ -351,14 +351,14 @@ trial_epochs_, posterior_samples_, variant_params_
         "pretrain_steps": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "max_epochs": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
-        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "learning_rate": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
         "learning_rate_decay": [Interval(Real, 0, 1, closed="right")],
         "optimizer": [callable],
         "net_params": [dict, None],
         "n_init": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "trial_epochs": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"}), None],
         "restart_selection": [StrOptions(set(RESTART_CRITERIA))],
-        "posterior_samples": [Interval(Integral, 0, None, closed="left"), StrOptions({"auto"})],
+        "posterior_samples": [Interval(Integral, 0, None, closed="left")],
         "stack_restarts": ["boolean", StrOptions({"auto"})],
         "tol": [Interval(Real, 0, None, closed="left"), None],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
@@ -391,14 +391,14 @@ trial_epochs_, posterior_samples_, variant_params_
         pretrain_steps: int | str = "auto",
         max_epochs: int | str = "auto",
         batch_size: int = 100,
-        learning_rate: float = 1e-3,
+        learning_rate: float | str = "auto",
         learning_rate_decay: float = 1.0,
         optimizer: type[torch.optim.Optimizer] = torch.optim.Adam,
         net_params: dict | None = None,
         n_init: int | str = "auto",
         trial_epochs: int | str | None = "auto",
         restart_selection: str = "mutual_information",
-        posterior_samples: int | str = "auto",
+        posterior_samples: int = 0,
         stack_restarts: bool | str = "auto",
         tol: float | None = None,
         n_iter_no_change: int = 10,
@@ -531,7 +531,7 @@ trial_epochs_, posterior_samples_, variant_params_
     def _fitted_config(self, config: FitConfig) -> FitConfig:
         """``config`` with the resolved values of the fitted model (a warm start keeps
         its architecture and assignment rule)."""
-        kept = {f: getattr(self, name) for name, f in RESOLVED.items() if f != "posterior_samples"}
+        kept = {f: getattr(self, name) for name, f in RESOLVED.items()}
         return dataclasses.replace(config, **kept)
 
     def _adopt(
@@ -546,7 +546,6 @@ trial_epochs_, posterior_samples_, variant_params_
         # in use are 0..m-1 whatever clusters the model left empty: the model itself is
         # renumbered (its weights and optimizer state), as GaussianMixture's means_ are
         # stored in label order. One pass of inference: new cluster k is old order[k].
-        self.posterior_samples_ = config.posterior_samples
         proba = self._proba(X, float64_copy(net.module_))
         counts = np.bincount(proba.argmax(axis=1), minlength=config.n_clusters)
         order = np.argsort(-counts, kind="stable")
@@ -629,11 +628,9 @@ trial_epochs_, posterior_samples_, variant_params_
 
     def _proba(self, X: np.ndarray, module: torch.nn.Module | None = None) -> np.ndarray:
         """The cluster probabilities of every row, in float64: q(y|x), or the model's
-        p(y|x) from importance draws: ``posterior_samples`` if set to a number (also
-        after fit), else as resolved in fit."""
+        p(y|x) from ``posterior_samples`` importance draws (also when set after fit)."""
         module = module or self._inference_module_
-        auto = self.posterior_samples == "auto"
-        samples = self.posterior_samples_ if auto else int(self.posterior_samples)
+        samples = int(self.posterior_samples)
         if samples:
             return model_posterior(module, X, samples, torch.float64)
         return posterior(module, X, torch.float64)

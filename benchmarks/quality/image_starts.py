@@ -14,9 +14,9 @@ mean ± sd over the seeds.
     python -m benchmarks.quality.image_starts --data mnist --rows 10000 --seeds 0 1 \\
         --threads 1 --methods KMeans "UMAP + GMM" "gmvae umap"
 
-Every mixture VAE trains ``n_init=1`` run of the default length (3,600 optimizer
-steps), with the default ``pretrain_steps`` for a pre-trained start; ``--params``
-(JSON) adds parameters to all of them. The raw-data GaussianMixture is full-covariance
+Every mixture VAE trains ``n_init=1`` run of the default length, with the default
+``pretrain_steps`` for a pre-trained start; ``--params`` (JSON) adds parameters to all
+of them. The raw-data GaussianMixture is full-covariance
 up to 100 features, diagonal above.
 """
 
@@ -36,7 +36,7 @@ from sklearn.mixture import GaussianMixture
 
 from benchmarks._common import METRICS, load_datasets, mean_sd
 from sk_gmvae import GMVAEClustering
-from sk_gmvae._config import AUTO_PRETRAIN_STEPS, AUTO_STEPS
+from sk_gmvae._config import AUTO_PRETRAIN_STEPS, resolve_config
 from sk_gmvae._start import UMAP_SETTINGS, HoldAssignments, require_umap
 from sk_gmvae.callbacks import ClusteringMonitor
 from sk_gmvae.metrics import clustering_report, hungarian_accuracy
@@ -82,12 +82,18 @@ def _baseline(name: str, X: np.ndarray, k: int, seed: int, budget: int) -> tuple
     return dict(est.net_.callbacks_)["start"].assignment_, {"steps": budget}
 
 
+def _auto_epochs(X: np.ndarray, k: int) -> int:
+    """The epochs of ``max_epochs="auto"`` on X (batches of 100)."""
+    params = GMVAEClustering(k).get_params()
+    return resolve_config(params, *X.shape, "bernoulli", "cpu").max_epochs
+
+
 def _ours(
     params: dict[str, Any], X: np.ndarray, y: np.ndarray, k: int, seed: int, curve: bool
 ) -> tuple[np.ndarray, dict]:
     """The fitted model's own labels, its start's assignment and, with ``curve``, the
     Hungarian accuracy of q(y|x) on the rows after about 20 evenly spaced epochs."""
-    epochs = math.ceil(AUTO_STEPS / math.ceil(len(X) / 100))  # max_epochs="auto"
+    epochs = _auto_epochs(X, k)
     # About 20 points of the curve.
     callbacks = [ClusteringMonitor(X, y, name="rows", every=max(1, epochs // 20))] if curve else []
     if "hold" in params:  # a fraction of the epochs
@@ -112,8 +118,7 @@ def run(
 ) -> dict:
     """One method on one seed: its metrics, seconds, and the start's accuracy."""
     torch.manual_seed(seed)
-    steps_per_epoch = math.ceil(len(X) / 100)
-    budget = AUTO_PRETRAIN_STEPS + steps_per_epoch * math.ceil(AUTO_STEPS / steps_per_epoch)
+    budget = AUTO_PRETRAIN_STEPS + _auto_epochs(X, k) * math.ceil(len(X) / 100)
     began = time.perf_counter()
     if name in BASELINES:
         labels, extra = _baseline(name, X, k, seed, budget)
