@@ -65,6 +65,9 @@ PRESETS = {
 # 1e-3 for batches of 100 from 10,000 rows, larger steps where a batch is more of the data.
 LEARNING_RATE = 1e-2
 LEARNING_RATE_RANGE = (1e-3, 1e-2)
+# docs/defaults.md, "The start": optimizer steps of the autoencoder's pre-training of a
+# pretrain_steps="auto" start (init="autoencoder" or "umap").
+AUTO_PRETRAIN_STEPS = 2000
 # docs/defaults.md, "Restarts": a restart's trial is this fraction of max_epochs.
 TRIAL_FRACTION = 1 / 6
 
@@ -91,10 +94,10 @@ class FitConfig:
     ``n_features`` (columns of X), ``likelihood`` and ``device`` (resolved from X and
     the machine), ``standardize`` (whether the Gaussian likelihood's features are
     standardized: :func:`resolve_standardize`), ``trial_epochs`` (None when every
-    restart trains ``max_epochs``),
-    ``stack_restarts`` (whether the restarts train at once, as one stacked model) and
-    ``variant_params`` (the variant's settings, defaults filled in, ``"auto"``
-    resolved: :func:`resolve_variant_params`).
+    restart trains ``max_epochs``), ``stack_restarts`` (whether the restarts train at
+    once, as one stacked model), ``init`` and ``pretrain_steps`` (the start,
+    :func:`resolve_init`) and ``variant_params`` (the variant's settings, defaults
+    filled in, ``"auto"`` resolved: :func:`resolve_variant_params`).
     """
 
     n_features: int
@@ -129,6 +132,8 @@ class FitConfig:
     callbacks: tuple = ()
     net_params: Mapping[str, Any] = field(default_factory=dict)
     variant_params: Mapping[str, Any] = field(default_factory=dict)
+    init: str = "random"
+    pretrain_steps: int = 0
 
     @property
     def checkpoints_runs(self) -> bool:
@@ -468,13 +473,17 @@ def _trial_epochs(
     return int(trial)
 
 
-def _stacks(params: Mapping[str, Any], n_init: int, device: str, on_cpu: bool) -> bool:
+def _stacks(
+    params: Mapping[str, Any], n_init: int, device: str, on_cpu: bool, init: str = "random"
+) -> bool:
     """Whether the ``n_init`` restarts train at once as one stacked model on ``device``.
     Never with early stopping (per restart), user callbacks (which expect a plain net),
-    a validation split or VaDE's pretraining (one net at a time); ``"auto"``: on CUDA,
-    and on the CPU when ``on_cpu`` (the data's preset; docs/defaults.md, "Restarts")."""
+    a validation split, VaDE's pretraining or a pre-trained start (one net at a time);
+    ``"auto"``: on CUDA, and on the CPU when ``on_cpu`` (the data's preset;
+    docs/defaults.md, "Restarts")."""
     if (
         n_init == 1
+        or init != "random"
         or params["tol"] is not None
         or params["callbacks"]
         or params["validation_fraction"]
@@ -502,8 +511,42 @@ def _named(callbacks: Sequence) -> list[tuple[str, Any]]:
     return [cb if isinstance(cb, tuple) else (type(cb).__name__, cb) for cb in callbacks]
 
 
+def resolve_init(init: str, pretrain_steps: int | str, variant: str) -> tuple[str, int]:
+    """The start method and its pre-training steps of the estimator's ``init`` and
+    ``pretrain_steps``. ``init="auto"``: ``"random"`` (docs/defaults.md, "The start");
+    ``pretrain_steps="auto"``: ``AUTO_PRETRAIN_STEPS`` for a pre-trained start, else 0."""
+    if init == "auto":
+        init = "random"
+    if init == "random":
+        return init, 0
+    steps = AUTO_PRETRAIN_STEPS if pretrain_steps == "auto" else int(pretrain_steps)
+    return init, steps
+
+
 def check_trainable(config: FitConfig) -> None:
-    """A ``ValueError`` for a configuration that cannot train as asked."""
+    """A ``ValueError`` for a configuration that cannot train as asked (an
+    ``ImportError`` for ``init="umap"`` without umap-learn)."""
+    if config.init != "random":
+        if config.variant == "dilokthanakul":
+            raise ValueError(
+                f"init={config.init!r} starts a one-layer mixture VAE; variant="
+                "'dilokthanakul' starts from random weights only: set init='random'."
+            )
+        if config.pretrain_epochs:
+            raise ValueError(
+                f"init={config.init!r} replaces VaDE's in-training start pretrain_epochs="
+                f"{config.pretrain_epochs}: set pretrain_epochs=0 (the pre-training's "
+                "length is pretrain_steps)."
+            )
+        if config.pretrain_steps < 1:
+            raise ValueError(
+                f"init={config.init!r} pre-trains an autoencoder: pretrain_steps must be "
+                f"at least 1, got {config.pretrain_steps}."
+            )
+        if config.init == "umap":
+            from ._start import require_umap
+
+            require_umap()
     if config.pretrain_epochs and config.variant != "vade":
         raise ValueError(
             f"pretrain_epochs is VaDE's initialisation (variant='vade'); variant="
@@ -560,6 +603,7 @@ def resolve_config(
       with a ``RunCheckpoint`` (it resumes one run);
     - ``trial_epochs``: see :func:`_trial_epochs`; ``stack_restarts``: :func:`_stacks`
       (on the CPU: the preset's ``stack_on_cpu``);
+    - ``init``, ``pretrain_steps``: see :func:`resolve_init`;
     - ``variant_params``: see :func:`resolve_variant_params`;
     - ``standardize``: see :func:`resolve_standardize`.
     """
@@ -595,6 +639,9 @@ def resolve_config(
     trial = _trial_epochs(
         params["trial_epochs"], max_epochs, params["pretrain_epochs"], n_init, stops_early
     )
+    init, pretrain_steps = resolve_init(
+        params.get("init", "random"), params.get("pretrain_steps", "auto"), params["variant"]
+    )
     return FitConfig(
         n_features=int(n_features),
         n_clusters=int(params["n_clusters"]),
@@ -624,10 +671,12 @@ def resolve_config(
         n_init=int(n_init),
         trial_epochs=trial,
         restart_selection=params["restart_selection"],
-        stack_restarts=_stacks(params, int(n_init), device, data.stack_on_cpu),
+        stack_restarts=_stacks(params, int(n_init), device, data.stack_on_cpu, init),
         callbacks=callbacks,
         net_params=dict(params["net_params"] or {}),
         variant_params=resolve_variant_params(
             params["variant"], params.get("variant_params"), int(latent_dim)
         ),
+        init=init,
+        pretrain_steps=pretrain_steps,
     )

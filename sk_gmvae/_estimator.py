@@ -48,6 +48,7 @@ from ._interrupt import ctrl_c
 from ._latent import LatentSpaceMixin
 from ._model import ALL_VARIANTS
 from ._scaling import feature_scaling, log_jacobian, to_model
+from ._start import INIT_METHODS
 from ._training import (
     RESTART_CRITERIA,
     SEED_MAX,
@@ -365,6 +366,8 @@ trial_epochs_, variant_params_
         "entropy_weight": [Interval(Real, None, None, closed="neither"), StrOptions({"auto"})],
         "kl_warmup": [Interval(Real, 0, None, closed="left")],
         "pretrain_epochs": [Interval(Integral, 0, None, closed="left")],
+        "init": [StrOptions({"auto", *INIT_METHODS})],
+        "pretrain_steps": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "max_epochs": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "learning_rate": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
@@ -404,6 +407,8 @@ trial_epochs_, variant_params_
         entropy_weight: float | str = "auto",
         kl_warmup: float = 0.0,
         pretrain_epochs: int = 0,
+        init: str = "auto",
+        pretrain_steps: int | str = "auto",
         max_epochs: int | str = "auto",
         batch_size: int = 100,
         learning_rate: float | str = "auto",
@@ -439,6 +444,8 @@ trial_epochs_, variant_params_
         self.entropy_weight = entropy_weight
         self.kl_warmup = kl_warmup
         self.pretrain_epochs = pretrain_epochs
+        self.init = init
+        self.pretrain_steps = pretrain_steps
         self.max_epochs = max_epochs
         self.batch_size = batch_size
         self.learning_rate = learning_rate

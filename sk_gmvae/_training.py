@@ -33,6 +33,7 @@ from ._stacked import (
     StackedMixtureVAENet,
     StackedTensorBatches,
 )
+from ._start import AutoencoderStart
 from .callbacks._checkpoint import RunCheckpoint
 from .callbacks._progress import FitProgressBar
 from .callbacks._warmup import GMMPriorInit, KLWarmup
@@ -63,9 +64,12 @@ def build_net(config: FitConfig, seed: int | Sequence[int]) -> MixtureVAENet:
     ``seed``; with a sequence of seeds, the net that trains those restarts at once,
     stacked."""
     stacked = not isinstance(seed, int | np.integer)
+    callbacks: list = []
+    if config.init != "random":  # first: the guard keeps the started weights
+        callbacks.append(("start", AutoencoderStart(config.pretrain_steps, method=config.init)))
     # Stacked, the first non-finite loss stops training (``Restarts`` then trains the
     # restarts one by one), so that one restart's divergence cannot affect the others.
-    callbacks: list = [("divergence_guard", DivergenceGuard(max_recoveries=0 if stacked else 3))]
+    callbacks += [("divergence_guard", DivergenceGuard(max_recoveries=0 if stacked else 3))]
     if config.max_grad_norm is not None:
         clipping = StackedGradientNormClipping if stacked else GradientNormClipping
         callbacks.append(("grad_clip", clipping(config.max_grad_norm)))

@@ -29,6 +29,9 @@ def test_runtime_imports_are_declared(project):
     for name in ("torch", "scikit-learn", "numpy", "scipy", "skorch", "tqdm"):
         assert name in declared, name
     assert "matplotlib" in _requirements(project["optional-dependencies"]["plot"])
+    # init="umap" (sk_gmvae._start.require_umap names this extra); CI installs it.
+    assert "umap-learn" in _requirements(project["optional-dependencies"]["umap"])
+    assert "umap-learn" in _requirements(project["optional-dependencies"]["test"])
 
 
 def test_installed_scikit_learn_is_in_the_declared_range(project):

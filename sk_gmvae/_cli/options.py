@@ -14,6 +14,7 @@ from typing import Any
 from .._config import resolve_device
 from .._estimator import GMVAEClustering
 from .._model import VARIANTS
+from .._start import INIT_METHODS
 
 
 class UsageError(Exception):
@@ -136,6 +137,18 @@ _ESTIMATOR_OPTIONS: dict[str, tuple[Sequence[str], dict[str, Any], str]] = {
         ["--pretrain-epochs"],
         {"type": non_negative_int},
         "epochs of VaDE's autoencoder start (variant vade only)",
+    ),
+    "init": (
+        ["--init"],
+        {"choices": ["auto", *INIT_METHODS]},
+        "how the mixture starts: random weights, or a pre-trained autoencoder's codes "
+        "clustered (umap: through UMAP, needs umap-learn) (auto: random)",
+    ),
+    "pretrain_steps": (
+        ["--pretrain-steps"],
+        {"type": _or_auto(positive_int)},
+        "optimizer steps of the autoencoder's pre-training of --init autoencoder|umap "
+        "(auto: 2,000)",
     ),
     "binarize": (
         ["--binarize"],

@@ -9,6 +9,9 @@
   epochs; ``GMVAEClustering(kl_warmup=...)``.
 - :class:`GMMPriorInit`: VaDE's initialisation of the mixture prior from a Gaussian
   mixture fitted to an autoencoder's codes; ``GMVAEClustering(pretrain_epochs=...)``.
+- :class:`AutoencoderStart`: the start from a pre-trained autoencoder, its codes' first
+  assignment, the per-cluster prior and q(y|x) set from it;
+  ``GMVAEClustering(init="autoencoder" or "umap")``.
 - :class:`CSVHistoryLogger`, :func:`history_records`, :func:`write_csv`, :func:`read_csv`:
   the per-epoch history as plain records and as a CSV file.
 
@@ -17,6 +20,7 @@ is re-exported here.
 """
 
 from .._guard import DivergenceGuard
+from .._start import AutoencoderStart
 from ._checkpoint import RunCheckpoint
 from ._history import CSVHistoryLogger, history_records, read_csv, write_csv
 from ._monitor import ClusteringMonitor
@@ -24,6 +28,7 @@ from ._progress import FitProgressBar
 from ._warmup import GMMPriorInit, KLWarmup
 
 __all__ = [
+    "AutoencoderStart",
     "ClusteringMonitor",
     "CSVHistoryLogger",
     "DivergenceGuard",

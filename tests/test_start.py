@@ -1,0 +1,176 @@
+"""The start of a fit (``init``): validation, the pre-trained starts of every variant, the
+warning for a start that learned nothing, and the error without umap-learn."""
+
+import sys
+
+import numpy as np
+import pytest
+import torch
+from _helpers import small_params
+from sklearn.utils._param_validation import InvalidParameterError
+from skorch.callbacks import Callback
+
+from sk_gmvae import GMVAEClustering, _start
+from sk_gmvae._config import AUTO_PRETRAIN_STEPS, resolve_config
+from sk_gmvae.metrics import hungarian_accuracy
+from sk_gmvae.persistence import load_weights, save_weights
+
+SMALL = small_params(hidden_layer_sizes=(16,), max_epochs=2, n_init=1, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def separated(blobs):
+    """The 3 blobs, standardized (far apart: any working start separates them)."""
+    X, y = blobs
+    return (X - X.mean(0)) / X.std(0), y
+
+
+def _start_of(est):
+    return dict(est.net_.callbacks_)["start"]
+
+
+@pytest.mark.parametrize(
+    "params, error",
+    [
+        ({"init": "kmeans"}, InvalidParameterError),
+        ({"init": "autoencoder", "pretrain_steps": 0}, InvalidParameterError),
+        ({"init": "autoencoder", "variant": "dilokthanakul"}, ValueError),
+        ({"init": "autoencoder", "variant": "vade", "pretrain_epochs": 1}, ValueError),
+    ],
+)
+def test_parameter_is_validated(separated, params, error):
+    with pytest.raises(error):
+        GMVAEClustering(3, **{**SMALL, **params}).fit(separated[0])
+
+
+def test_auto_is_the_random_start_and_steps_resolve():
+    params = GMVAEClustering().get_params()
+    config = resolve_config(params, 500, 8, "gaussian", "cpu")
+    assert (config.init, config.pretrain_steps) == ("random", 0)
+    started = resolve_config({**params, "init": "umap"}, 500, 8, "gaussian", "cpu")
+    assert (started.init, started.pretrain_steps) == ("umap", AUTO_PRETRAIN_STEPS)
+    stacked = {**params, "init": "autoencoder", "n_init": 3, "stack_restarts": True}
+    assert not resolve_config(stacked, 500, 8, "gaussian", "cpu").stack_restarts
+
+
+def test_random_start_adds_nothing(separated):
+    est = GMVAEClustering(3, **SMALL).fit(separated[0])
+    assert "start" not in dict(est.net_.callbacks_)
+
+
+@pytest.mark.parametrize(
+    "variant, init",
+    [
+        ("gmvae", "autoencoder"),
+        ("gmvae", "umap"),
+        ("vade", "autoencoder"),
+        ("modified_m2", "autoencoder"),
+        ("m2", "autoencoder"),
+    ],
+)
+def test_each_start_learns_and_starts_the_mixture(separated, variant, init):
+    X, y = separated
+    est = GMVAEClustering(3, variant=variant, init=init, pretrain_steps=300, **SMALL).fit(X)
+    start = _start_of(est)
+    assert start.used_
+    assert start.loss_after_ < start.loss_before_
+    # Three far-apart blobs: the first assignment finds them.
+    assert hungarian_accuracy(y, start.assignment_) > 0.95
+    if variant == "vade":
+        assert np.isnan(start.agreement_)  # its q(y|x) is the prior's responsibility
+    else:
+        assert start.agreement_ > 0.95  # q(y|x) learned the first assignment
+    assert est.labels_.shape == (len(X),)
+    assert est.predict_proba(X).shape == (len(X), 3)
+
+
+class _PriorAtStart(Callback):
+    """The cluster prior, the codes E[z|x] and the first assignment as training begins
+    (after the start, which is the first callback)."""
+
+    def __init__(self, X):
+        self.X = X
+
+    def on_train_begin(self, net, **kwargs):
+        module = net.module_
+        with torch.no_grad():
+            self.codes_ = module.encode_z(torch.tensor(self.X, dtype=torch.float32))[0]
+            self.means_ = module.cluster_gaussians()[0].numpy()
+        self.assignment_ = dict(net.callbacks_)["start"].assignment_
+
+
+@pytest.mark.parametrize("variant", ["gmvae", "vade"])
+def test_cluster_prior_starts_at_the_codes_of_each_cluster(separated, variant):
+    X, _ = separated
+    params = dict(SMALL, max_epochs=1, callbacks=[_PriorAtStart(X)])
+    est = GMVAEClustering(3, variant=variant, init="autoencoder", pretrain_steps=300, **params)
+    probe = dict(est.fit(X).net_.callbacks_)["_PriorAtStart"]  # the net's copy
+    for k in range(3):  # far-apart blobs: responsibilities of 0 or 1
+        codes = probe.codes_[probe.assignment_ == k][:, 0 if variant == "vade" else k]
+        np.testing.assert_allclose(probe.means_[k], codes.mean(0).numpy(), atol=1e-3)
+
+
+def test_untrained_start_warns_and_is_not_used(separated, monkeypatch):
+    X, _ = separated
+    monkeypatch.setattr(_start, "PRETRAIN_LEARNING_RATE", 1e-12)  # it cannot move
+    with pytest.warns(UserWarning, match="did not learn"):
+        est = GMVAEClustering(3, init="autoencoder", pretrain_steps=5, **SMALL).fit(X)
+    assert not _start_of(est).used_
+    random = GMVAEClustering(3, init="random", **SMALL).fit(X)
+    # Undone: the fit is the random start's, weight for weight.
+    expected = random.net_.module_.state_dict()
+    for name, value in est.net_.module_.state_dict().items():
+        np.testing.assert_array_equal(value.numpy(), expected[name].numpy(), err_msg=name)
+
+
+def test_codes_without_spread_are_not_used():
+    X = np.full((40, 4), 0.5)  # one row, 40 times: every code the same
+    with pytest.warns(UserWarning, match="did not learn"):
+        est = GMVAEClustering(2, init="autoencoder", pretrain_steps=50, **SMALL).fit(X)
+    assert not _start_of(est).used_
+
+
+def test_warm_start_does_not_start_again(separated):
+    X, _ = separated
+    est = GMVAEClustering(3, init="autoencoder", pretrain_steps=50, **SMALL).fit(X)
+    first = _start_of(est).assignment_
+    est.set_params(warm_start=True, max_epochs=1).fit(X)
+    assert _start_of(est).assignment_ is first
+
+
+def test_missing_umap_names_the_extra(separated, monkeypatch):
+    monkeypatch.setitem(sys.modules, "umap", None)  # import umap raises ImportError
+    with pytest.raises(ImportError, match=r"sk_gmvae\[umap\]"):
+        GMVAEClustering(3, init="umap", **SMALL).fit(separated[0])
+
+
+def test_started_model_saves_and_loads(separated, tmp_path):
+    X, _ = separated
+    est = GMVAEClustering(3, init="autoencoder", pretrain_steps=50, **SMALL).fit(X)
+    save_weights(est, tmp_path / "model")
+    loaded = load_weights(tmp_path / "model", device="cpu")
+    assert loaded.get_params()["init"] == "autoencoder"
+    np.testing.assert_array_equal(loaded.predict(X), est.predict(X))
+
+
+class _QyAtStart(Callback):
+    """q(y|x)'s weights as training begins, after the start."""
+
+    def on_train_begin(self, net, **kwargs):
+        self.weights_ = [p.detach().clone() for p in net.module_.qy.parameters()]
+
+
+@pytest.mark.parametrize("hold, held", [(1, True), (0, False)])
+def test_hold_keeps_qy_at_the_first_assignment(separated, hold, held):
+    X, _ = separated
+    callbacks = [_QyAtStart(), _start.HoldAssignments(hold)]
+    est = GMVAEClustering(
+        3, init="autoencoder", pretrain_steps=50, **{**SMALL, "max_epochs": 1}, callbacks=callbacks
+    ).fit(X)
+    at_start = dict(est.net_.callbacks_)["_QyAtStart"].weights_
+    # q(y|x)'s first layer (the last one's rows are renumbered by cluster size at the end).
+    first = est.net_.module_.qy[0]
+    same = [
+        torch.equal(a, b) for a, b in zip(at_start[:2], [first.weight, first.bias], strict=True)
+    ]
+    assert all(same) if held else not any(same)
