@@ -29,6 +29,7 @@ from skorch.history import History
 
 from ._config import (
     FitConfig,
+    Supervision,
     check_fitted_domain,
     check_float32_range,
     check_n_samples,
@@ -203,15 +204,19 @@ class _MixtureVAEBase(
 
     # ------------------------------------------------------------------ validation
 
-    def _configure(self, X: Any, continuing: bool = False) -> tuple[np.ndarray, FitConfig]:
+    def _configure(
+        self, X: Any, continuing: bool = False, supervision: Supervision | None = None
+    ) -> tuple[np.ndarray, FitConfig]:
         """X validated and the fit's :class:`FitConfig` (every ``"auto"`` resolved for
-        X), or a ``ValueError`` for settings that cannot train as asked. Continuing a
-        fit (``warm_start``) keeps the fitted device and likelihood."""
+        X, and for the labels' ``supervision`` when given), or a ``ValueError`` for
+        settings that cannot train as asked. Continuing a fit (``warm_start``) keeps the
+        fitted device and likelihood."""
         self._validate_params()  # as fit's _fit_context does; for callers outside fit
         check_parameters(self.get_params(), type(self).__name__, self._parameter_constraints)
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=not continuing)
         check_float32_range(X)
-        check_n_samples(int(self.n_clusters), len(X))
+        if supervision is None:
+            check_n_samples(int(self.n_clusters), len(X))
         if continuing:
             check_warm_start(self)
             check_fitted_domain(X, self.likelihood_)
@@ -219,22 +224,34 @@ class _MixtureVAEBase(
         else:
             device = str(resolve_device(self.device))
             likelihood = resolve_likelihood(self.likelihood, X)
-        config = resolve_config(self.get_params(), *X.shape, likelihood, device)
+        config = resolve_config(self.get_params(), *X.shape, likelihood, device, supervision)
+        if supervision is not None:  # n_clusters resolved from the classes
+            check_n_samples(config.n_clusters, len(X))
         if not continuing:
             check_trainable(config)
         return X, config
 
     # ------------------------------------------------------------------ training
 
-    def _train(self, X: np.ndarray, config: FitConfig, continuing: bool) -> FitConfig:
+    def _train(
+        self,
+        X: np.ndarray,
+        config: FitConfig,
+        continuing: bool,
+        labels: np.ndarray | None = None,
+    ) -> FitConfig:
         """Train on the validated rows X with ``config`` (``continuing``: a warm start
-        of the fitted net) and make the model kept this estimator's fitted model
-        (``_adopt``); warn, or raise ``KeyboardInterrupt`` after Ctrl-C, as training
-        ended. Returns the config of the fitted model."""
+        of the fitted net), with their class ``labels`` (-1: unlabelled) when given;
+        make the model kept this estimator's fitted model (``_adopt``); warn, or raise
+        ``KeyboardInterrupt`` after Ctrl-C, as training ended. Returns the config of
+        the fitted model."""
         if (message := unscaled_warning(X, config.likelihood)) is not None:
             warnings.warn(message, UserWarning, stacklevel=4)
         # The training data go to the device once; batches are slices of it.
         X_train = torch.tensor(X, dtype=torch.float32, device=config.device)
+        y_train = (
+            None if labels is None else torch.tensor(labels, dtype=torch.long, device=config.device)
+        )
         # Every random draw of training comes from the nets' own generators, seeded here.
         seeds = restart_seeds(self.random_state, 1 if continuing else config.n_init)
         # Ctrl-C ends the training (skorch stops on KeyboardInterrupt), the model kept
@@ -242,14 +259,14 @@ class _MixtureVAEBase(
         with ctrl_c() as interrupt:
             if continuing:
                 self.net_.reseed(seeds[0])  # a new random stream for these epochs
-                run = train_run(self.net_, X_train, epochs=config.max_epochs)
+                run = train_run(self.net_, X_train, config.max_epochs, y_train)
                 runs, scores = [run], [{"seed": seeds[0], "lower_bound": run.final_elbo}]
                 config = self._fitted_config(config)
             else:
                 restarts = Restarts(config, seeds)
-                runs = restarts.fit(X_train)
+                runs = restarts.fit(X_train, y_train)
                 kept, scores = keep_best(runs, config.restart_selection, X)
-                run = restarts.finish(runs, kept, X_train)
+                run = restarts.finish(runs, kept, X_train, y_train)
             interrupt.training = False  # a first Ctrl-C from here waits for the model
             self._adopt(run, X, config, scores)
         messages = run.warnings(config.tol, len(runs), len(seeds))

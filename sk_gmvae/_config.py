@@ -110,6 +110,15 @@ class FitConfig:
     callbacks: tuple = ()
     net_params: Mapping[str, Any] = field(default_factory=dict)
     variant_params: Mapping[str, Any] = field(default_factory=dict)
+    # Semi-supervised training (GMVAEClassifier; 0 classes: none), see resolve_supervision.
+    n_classes: int = 0
+    labelled_per_batch: int | None = None
+    classification_weight: float = 0.0
+
+    @property
+    def clusters_per_class(self) -> int:
+        """Clusters of each class (cluster k belongs to class k // m); 0 without classes."""
+        return self.n_clusters // self.n_classes if self.n_classes else 0
 
     @property
     def checkpoints_runs(self) -> bool:
@@ -506,8 +515,68 @@ def check_trainable(config: FitConfig) -> None:
                 )
 
 
+@dataclass(frozen=True)
+class Supervision:
+    """What a classifier's labels tell the config: ``n_classes`` classes and
+    ``n_labelled`` labelled rows (the others carry -1)."""
+
+    n_classes: int
+    n_labelled: int
+
+
+def labelled_rows_per_batch(
+    n_labelled: int, n_samples: int, batch_size: int, share: float
+) -> int | None:
+    """Labelled rows in every batch when they are oversampled, or None for plain
+    shuffled batches: oversampled, each batch holds round(share * batch_size) of them
+    (at least 1, and at least one unlabelled row), when labelled rows are rarer than
+    ``share`` among the ``n_samples`` and some rows are unlabelled."""
+    if n_labelled >= n_samples or n_labelled / n_samples >= share or batch_size < 2:
+        return None
+    return int(min(batch_size - 1, max(1, round(share * batch_size))))
+
+
+def resolve_supervision(
+    params: Mapping[str, Any], n_samples: int, supervision: Supervision
+) -> dict[str, Any]:
+    """The FitConfig fields of semi-supervised training (docs/semi_supervised.md).
+
+    ``n_clusters="auto"`` is one cluster per class; a number must be a multiple m of
+    the classes (cluster k belongs to class k // m). ``alpha="auto"`` is Kingma et
+    al.'s 0.1 N. Their objective J + alpha E_l[-log q(y|x)], J the ELBO summed over
+    the N rows (y observed on the N_l labelled ones), gives each labelled row the loss
+    -ELBO - (alpha / N_l) log q(y|x): that is the classification weight. A batch's
+    loss is the mean of its rows' losses; the labelled rows, oversampled
+    (:func:`labelled_rows_per_batch`), count as often as they are drawn.
+    """
+    n_classes, n_labelled = supervision.n_classes, supervision.n_labelled
+    n_clusters = params["n_clusters"]
+    n_clusters = n_classes if n_clusters == "auto" else int(n_clusters)
+    if n_clusters % n_classes:
+        raise ValueError(
+            f"n_clusters={n_clusters} is not a multiple of the {n_classes} classes; each "
+            "class needs the same number of clusters. Use n_clusters='auto' (one per "
+            f"class) or a multiple of {n_classes}."
+        )
+    alpha = params["alpha"]
+    alpha = 0.1 * n_samples if alpha == "auto" else float(alpha)
+    return {
+        "n_clusters": n_clusters,
+        "n_classes": n_classes,
+        "labelled_per_batch": labelled_rows_per_batch(
+            n_labelled, n_samples, int(params["batch_size"]), float(params["labelled_share"])
+        ),
+        "classification_weight": alpha / n_labelled,
+    }
+
+
 def resolve_config(
-    params: Mapping[str, Any], n_samples: int, n_features: int, likelihood: str, device: str
+    params: Mapping[str, Any],
+    n_samples: int,
+    n_features: int,
+    likelihood: str,
+    device: str,
+    supervision: Supervision | None = None,
 ) -> FitConfig:
     """The :class:`FitConfig` of an estimator with parameters ``params`` (its
     ``get_params()``) on data of ``n_samples`` rows and ``n_features`` columns, with the
@@ -523,7 +592,10 @@ def resolve_config(
       column; ``entropy_weight``: its ``entropy_share`` times ``eta``; ``n_init`` is 1
       with a ``RunCheckpoint`` (it resumes one run);
     - ``trial_epochs``: see :func:`_trial_epochs`; ``stack_restarts``: :func:`_stacks`;
-    - ``variant_params``: see :func:`resolve_variant_params`.
+    - ``variant_params``: see :func:`resolve_variant_params`;
+    - with ``supervision`` (a classifier's labels), ``n_clusters``, ``alpha`` and the
+      batches' labelled rows: see :func:`resolve_supervision`; ``posterior_samples``
+      is 0 (q(y|x), the classifier the loss trains) and the restarts never stack.
     """
     data = preset(n_samples)
     if isinstance(params["hidden_layer_sizes"], str):
@@ -547,14 +619,17 @@ def resolve_config(
     if n_init == "auto":
         n_init = 1 if has_callback(callbacks, RunCheckpoint) else data.n_init
     samples = params["posterior_samples"]
-    samples = data.posterior_samples if samples == "auto" else int(samples)
+    if samples == "auto":  # a classifier predicts with its trained q(y|x)
+        samples = 0 if supervision is not None else data.posterior_samples
+    samples = int(samples)
     stops_early = params["tol"] is not None or has_callback(callbacks, EarlyStopping)
     trial = _trial_epochs(
         params["trial_epochs"], max_epochs, params["pretrain_epochs"], n_init, stops_early
     )
+    supervised = {} if supervision is None else resolve_supervision(params, n_samples, supervision)
     return FitConfig(
         n_features=int(n_features),
-        n_clusters=int(params["n_clusters"]),
+        n_clusters=int(supervised.pop("n_clusters", params["n_clusters"])),
         variant=params["variant"],
         likelihood=likelihood,
         latent_dim=int(latent_dim),
@@ -580,11 +655,12 @@ def resolve_config(
         n_init=int(n_init),
         trial_epochs=trial,
         restart_selection=params["restart_selection"],
-        stack_restarts=_stacks(params, int(n_init), device),
+        stack_restarts=supervision is None and _stacks(params, int(n_init), device),
         posterior_samples=samples,
         callbacks=callbacks,
         net_params=dict(params["net_params"] or {}),
         variant_params=resolve_variant_params(
             params["variant"], params.get("variant_params"), int(latent_dim)
         ),
+        **supervised,
     )
