@@ -44,10 +44,10 @@ class GMVAEClassifier(ClassifierMixin, _MixtureVAEBase):
 
     Parameters
     ----------
-    n_clusters : int or "auto", default="auto"
-        Number K of values of y. ``"auto"``: one per class. A multiple m of the number
-        of classes gives each class m clusters (cluster k belongs to class k // m), for
-        classes made of several modes.
+    clusters_per_class : int, default=1
+        Values of y per class, m: the model has K = m * n_classes clusters, cluster k
+        belonging to class ``classes_[k // m]``; more than one for classes made of
+        several modes.
     variant : {"m2", "modified_m2", "gmvae", "vade"}, default="m2"
         The generative model, as in ``GMVAEClustering``; ``"m2"`` is Kingma et al.'s.
         ``"dilokthanakul"`` is not offered.
@@ -81,7 +81,7 @@ warm_start : see GMVAEClustering
     transduction_ : ndarray of shape (n_samples,)
         The predicted class of every training row.
     n_clusters_ : int
-        The number K of clusters of the model (``n_clusters`` resolved).
+        The number K = ``clusters_per_class * n_classes`` of clusters of the model.
     n_features_in_ : int
         Number of features seen during ``fit``.
     feature_names_in_ : ndarray of shape (n_features_in_,)
@@ -93,7 +93,7 @@ warm_start : see GMVAEClustering
 hidden_layer_sizes_, latent_dim_, binarize_, entropy_weight_, n_init_, trial_epochs_, \
 posterior_samples_, likelihood_, variant_params_, means_, covariances_
         As in ``GMVAEClustering``; cluster k of ``means_`` belongs to class
-        ``classes_[k // (n_clusters_ // n_classes)]``.
+        ``classes_[k // clusters_per_class]``.
 
     See Also
     --------
@@ -127,8 +127,8 @@ posterior_samples_, likelihood_, variant_params_, means_, covariances_
     """
 
     _parameter_constraints: dict = {
-        **_MixtureVAEBase._parameter_constraints,
-        "n_clusters": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
+        **{k: v for k, v in _MixtureVAEBase._parameter_constraints.items() if k != "n_clusters"},
+        "clusters_per_class": [Interval(Integral, 1, None, closed="left")],
         "variant": [StrOptions(set(VARIANTS))],
         "alpha": [Interval(Real, 0, None, closed="left"), StrOptions({"auto"})],
         "labelled_share": [Interval(Real, 0, 1, closed="right")],
@@ -137,7 +137,7 @@ posterior_samples_, likelihood_, variant_params_, means_, covariances_
 
     def __init__(
         self,
-        n_clusters: int | str = "auto",
+        clusters_per_class: int = 1,
         *,
         variant: str = "m2",
         variant_params: dict | None = None,
@@ -175,41 +175,39 @@ posterior_samples_, likelihood_, variant_params_, means_, covariances_
         labelled_share: float = 0.1,
         classes: np.ndarray | None = None,
     ) -> None:
-        super().__init__(
-            n_clusters=n_clusters,
-            variant=variant,
-            variant_params=variant_params,
-            latent_dim=latent_dim,
-            hidden_layer_sizes=hidden_layer_sizes,
-            likelihood=likelihood,
-            binarize=binarize,
-            min_variance=min_variance,
-            beta=beta,
-            eta=eta,
-            entropy_weight=entropy_weight,
-            kl_warmup=kl_warmup,
-            pretrain_epochs=pretrain_epochs,
-            max_epochs=max_epochs,
-            batch_size=batch_size,
-            learning_rate=learning_rate,
-            learning_rate_decay=learning_rate_decay,
-            optimizer=optimizer,
-            net_params=net_params,
-            n_init=n_init,
-            trial_epochs=trial_epochs,
-            restart_selection=restart_selection,
-            posterior_samples=posterior_samples,
-            stack_restarts=stack_restarts,
-            tol=tol,
-            n_iter_no_change=n_iter_no_change,
-            validation_fraction=validation_fraction,
-            max_grad_norm=max_grad_norm,
-            callbacks=callbacks,
-            device=device,
-            random_state=random_state,
-            verbose=verbose,
-            warm_start=warm_start,
-        )
+        self.clusters_per_class = clusters_per_class
+        self.variant = variant
+        self.variant_params = variant_params
+        self.latent_dim = latent_dim
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.likelihood = likelihood
+        self.binarize = binarize
+        self.min_variance = min_variance
+        self.beta = beta
+        self.eta = eta
+        self.entropy_weight = entropy_weight
+        self.kl_warmup = kl_warmup
+        self.pretrain_epochs = pretrain_epochs
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_decay = learning_rate_decay
+        self.optimizer = optimizer
+        self.net_params = net_params
+        self.n_init = n_init
+        self.trial_epochs = trial_epochs
+        self.restart_selection = restart_selection
+        self.posterior_samples = posterior_samples
+        self.stack_restarts = stack_restarts
+        self.tol = tol
+        self.n_iter_no_change = n_iter_no_change
+        self.validation_fraction = validation_fraction
+        self.max_grad_norm = max_grad_norm
+        self.callbacks = callbacks
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+        self.warm_start = warm_start
         self.alpha = alpha
         self.labelled_share = labelled_share
         self.classes = classes
@@ -277,6 +275,11 @@ posterior_samples_, likelihood_, variant_params_, means_, covariances_
                 f"warm_start=True trains the fitted network on, whose classes are "
                 f"{self.classes_.tolist()}; y has classes {classes.tolist()}."
             )
+        if continuing and self.clusters_per_class * len(classes) != self.n_clusters_:
+            raise ValueError(
+                "warm_start=True trains the fitted network on, built with "
+                f"clusters_per_class={self.n_clusters_ // len(classes)}; set it back."
+            )
         supervision = Supervision(len(classes), int((labels >= 0).sum()))
         X, config = self._configure(X, continuing, supervision)
         self._fit_classes = classes  # for _fitted_from_proba
@@ -340,7 +343,8 @@ posterior_samples_, likelihood_, variant_params_, means_, covariances_
         y : ndarray of shape (n_samples,)
             Labels from ``classes_``.
         """
-        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+        proba = self.predict_proba(X)  # first: it checks that the model is fitted
+        return self.classes_[proba.argmax(axis=1)]
 
     def sample(self, n_samples: int = 1, y: object = None) -> tuple[np.ndarray, np.ndarray]:
         """Draw rows from the fitted generative model, of one class if ``y`` is given.

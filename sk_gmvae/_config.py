@@ -289,7 +289,7 @@ def check_warm_start(estimator: Any) -> None:
         "min_variance": module.min_variance,
     }
     for name, fitted in built.items():
-        value = getattr(estimator, name)
+        value = getattr(estimator, name, "auto")  # a classifier has no n_clusters
         if isinstance(value, str) and value == "auto":
             continue
         if name == "hidden_layer_sizes":
@@ -541,23 +541,16 @@ def resolve_supervision(
 ) -> dict[str, Any]:
     """The FitConfig fields of semi-supervised training (docs/semi_supervised.md).
 
-    ``n_clusters="auto"`` is one cluster per class; a number must be a multiple m of
-    the classes (cluster k belongs to class k // m). ``alpha="auto"`` is Kingma et
-    al.'s 0.1 N. Their objective J + alpha E_l[-log q(y|x)], J the ELBO summed over
-    the N rows (y observed on the N_l labelled ones), gives each labelled row the loss
-    -ELBO - (alpha / N_l) log q(y|x): that is the classification weight. A batch's
-    loss is the mean of its rows' losses; the labelled rows, oversampled
-    (:func:`labelled_rows_per_batch`), count as often as they are drawn.
+    ``n_clusters`` is ``clusters_per_class`` (m) times the classes (cluster k belongs
+    to class k // m). ``alpha="auto"`` is Kingma et al.'s 0.1 N. Their objective
+    J + alpha E_l[-log q(y|x)], J the ELBO summed over the N rows (y observed on the
+    N_l labelled ones), gives each labelled row the loss -ELBO - (alpha / N_l)
+    log q(y|x): that is the classification weight. A batch's loss is the mean of its
+    rows' losses; the labelled rows, oversampled (:func:`labelled_rows_per_batch`),
+    count as often as they are drawn.
     """
     n_classes, n_labelled = supervision.n_classes, supervision.n_labelled
-    n_clusters = params["n_clusters"]
-    n_clusters = n_classes if n_clusters == "auto" else int(n_clusters)
-    if n_clusters % n_classes:
-        raise ValueError(
-            f"n_clusters={n_clusters} is not a multiple of the {n_classes} classes; each "
-            "class needs the same number of clusters. Use n_clusters='auto' (one per "
-            f"class) or a multiple of {n_classes}."
-        )
+    n_clusters = int(params["clusters_per_class"]) * n_classes
     alpha = params["alpha"]
     alpha = 0.1 * n_samples if alpha == "auto" else float(alpha)
     return {
@@ -593,7 +586,8 @@ def resolve_config(
       with a ``RunCheckpoint`` (it resumes one run);
     - ``trial_epochs``: see :func:`_trial_epochs`; ``stack_restarts``: :func:`_stacks`;
     - ``variant_params``: see :func:`resolve_variant_params`;
-    - with ``supervision`` (a classifier's labels), ``n_clusters``, ``alpha`` and the
+    - with ``supervision`` (a classifier's labels), ``n_clusters`` (from
+      ``clusters_per_class``), ``alpha`` and the
       batches' labelled rows: see :func:`resolve_supervision`; ``posterior_samples``
       is 0 (q(y|x), the classifier the loss trains) and the restarts never stack.
     """
@@ -629,7 +623,7 @@ def resolve_config(
     supervised = {} if supervision is None else resolve_supervision(params, n_samples, supervision)
     return FitConfig(
         n_features=int(n_features),
-        n_clusters=int(supervised.pop("n_clusters", params["n_clusters"])),
+        n_clusters=int(supervised.pop("n_clusters") if supervised else params["n_clusters"]),
         variant=params["variant"],
         likelihood=likelihood,
         latent_dim=int(latent_dim),

@@ -10,7 +10,8 @@ other training rows are unlabelled (-1). Every method gets those rows and labels
 is scored by its accuracy on the first ``--test-rows`` rows of the MNIST test set:
 
 - ``GMVAEClassifier`` for each ``--variants`` (one restart, ``--epochs`` epochs, the
-  networks of ``--hidden`` and ``--latent-dim``, the other parameters the defaults);
+  networks of ``--hidden`` and ``--latent-dim``, ``--alpha``, the other parameters
+  the defaults);
 - ``LabelSpreading(kernel="knn")`` on all the training rows;
 - ``SelfTrainingClassifier(LogisticRegression())`` on all the training rows;
 - ``LogisticRegression`` on the labelled rows alone;
@@ -69,10 +70,11 @@ def methods(args: argparse.Namespace, seed: int) -> dict[str, Callable]:
         n_init=1,
         random_state=seed,
     )
+    alpha = "auto" if args.alpha == "auto" else float(args.alpha)
     found: dict[str, Callable] = {}
     for variant in args.variants:
         found[f"GMVAEClassifier ({variant})"] = lambda X, y, v=variant: GMVAEClassifier(
-            variant=v, **net
+            variant=v, alpha=alpha, **net
         ).fit(X, y)
     found["LabelSpreading (knn)"] = lambda X, y: LabelSpreading(kernel="knn").fit(X, y)
     found["SelfTraining (LogisticRegression)"] = lambda X, y: SelfTrainingClassifier(
@@ -115,6 +117,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--variants", nargs="+", default=["m2", "gmvae"])
     parser.add_argument("--hidden", nargs="+", type=int, default=[256, 256])
     parser.add_argument("--latent-dim", type=int, default=16)
+    parser.add_argument("--alpha", default="auto", help="GMVAEClassifier's alpha")
     parser.add_argument("--lr-iter", type=int, default=200, help="LogisticRegression max_iter")
     parser.add_argument("--no-clustering", action="store_true", help="skip cluster-then-name")
     args = parser.parse_args(argv)
@@ -160,7 +163,7 @@ def run(args: argparse.Namespace) -> None:
     print(
         f"\nMNIST: first {args.rows} training rows, first {args.test_rows} test rows, "
         f"seeds {args.seeds}, {args.epochs} epochs, hidden {tuple(args.hidden)}, "
-        f"latent_dim {args.latent_dim}"
+        f"latent_dim {args.latent_dim}, alpha {args.alpha}"
     )
     print("| labels | method | test accuracy | seconds per fit |\n| --- | --- | --- | --- |")
     for (n_labels, method), values in scores.items():
