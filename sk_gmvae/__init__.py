@@ -1,8 +1,9 @@
-"""sk_gmvae: unsupervised clustering with mixture variational autoencoders.
+"""sk_gmvae: clustering, and semi-supervised classification, with mixture variational
+autoencoders.
 
 The public estimators are :class:`GMVAEClustering` and, for partly labelled data,
-:class:`GMVAEClassifier`; :mod:`sk_gmvae.metrics` scores
-clusterings and :mod:`sk_gmvae.datasets` loads MNIST.
+:class:`GMVAEClassifier`; :mod:`sk_gmvae.metrics` scores clusterings and
+:mod:`sk_gmvae.datasets` loads MNIST.
 """
 
 from ._classifier import GMVAEClassifier

@@ -53,13 +53,15 @@ class GMVAEClassifier(ClassifierMixin, _MixtureVAEBase):
         ``"dilokthanakul"`` is not offered.
     alpha : float or "auto", default="auto"
         Weight of the classification term alpha * E[-log q(y|x)] over the labelled
-        rows, in the paper's units (the objective sums the ELBO over the N training
-        rows). ``"auto"``: 0.1 * N, the paper's value.
+        rows, in the paper's units (its objective sums the ELBO over the N training
+        rows): each of the N_l labelled rows adds -(alpha / N_l) log q(y|x) to its
+        loss. ``"auto"``: 0.1 * N, the paper's value.
     labelled_share : float in (0, 1], default=0.1
         When labelled rows are rarer than this share of the training rows, every batch
         holds round(labelled_share * batch_size) of them, drawn in turn from the
-        labelled rows, and the rest unlabelled rows; the loss is reweighted so that its
-        expectation is the same objective. Otherwise batches are plain shuffles.
+        labelled rows, and the rest unlabelled rows (an epoch is one pass over the
+        unlabelled rows). The labelled rows are thus oversampled: their ELBO counts as
+        often as they are drawn. Otherwise batches are plain shuffles.
     classes : array-like of shape (n_classes,) or None, default=None
         The classes; None: those of the labelled rows. Every class needs at least one
         labelled row, and every label must be one of them.

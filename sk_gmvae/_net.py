@@ -30,12 +30,12 @@ def dataset_tensor(dataset: Any, name: str = "X") -> torch.Tensor | None:
     """The X (or y: ``name``) tensor of a skorch ``Dataset``, or its rows in a
     ``Subset`` of one (the parts that ``ValidSplit`` makes); None for a missing y."""
     if isinstance(dataset, torch.utils.data.Subset):
-        values = getattr(dataset.dataset, name)
+        values = getattr(dataset.dataset, name, None)
         if values is None:
             return None
         rows = torch.as_tensor(dataset.indices, device=values.device)
         return values[rows]
-    return getattr(dataset, name)
+    return getattr(dataset, name, None)
 
 
 class TensorBatches:

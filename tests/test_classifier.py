@@ -186,6 +186,17 @@ def test_mixed_batches_hold_the_labelled_share():
     assert labelled_rows_per_batch(1000, 1000, 100, 0.1) is None
 
 
+def test_warm_start_trains_the_same_network_on(partly_labelled):
+    X, _, y_partial = partly_labelled
+    clf = GMVAEClassifier(warm_start=True, **SMALL).fit(X, y_partial)
+    clf.fit(X, y_partial)
+    assert clf.n_iter_ == 2 * SMALL["max_epochs"]
+    with pytest.raises(ValueError, match="clusters_per_class=1"):
+        clf.set_params(clusters_per_class=2).fit(X, y_partial)
+    with pytest.raises(ValueError, match="whose classes are"):
+        clf.set_params(clusters_per_class=1).fit(X, np.where(y_partial == 2, -1, y_partial))
+
+
 def test_pickle_round_trip(partly_labelled):
     X, _, y_partial = partly_labelled
     clf = GMVAEClassifier(**SMALL).fit(X, y_partial)
