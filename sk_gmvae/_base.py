@@ -70,7 +70,6 @@ RESOLVED = {
     "entropy_weight_": "entropy_weight",
     "n_init_": "n_init",
     "trial_epochs_": "trial_epochs",
-    "posterior_samples_": "posterior_samples",
     "likelihood_": "likelihood",
     "variant_params_": "variant_params",
 }
@@ -111,14 +110,14 @@ class _MixtureVAEBase(
         "pretrain_epochs": [Interval(Integral, 0, None, closed="left")],
         "max_epochs": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
-        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "learning_rate": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
         "learning_rate_decay": [Interval(Real, 0, 1, closed="right")],
         "optimizer": [callable],
         "net_params": [dict, None],
         "n_init": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "trial_epochs": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"}), None],
         "restart_selection": [StrOptions(set(RESTART_CRITERIA))],
-        "posterior_samples": [Interval(Integral, 0, None, closed="left"), StrOptions({"auto"})],
+        "posterior_samples": [Interval(Integral, 0, None, closed="left")],
         "stack_restarts": ["boolean", StrOptions({"auto"})],
         "tol": [Interval(Real, 0, None, closed="left"), None],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
@@ -149,14 +148,14 @@ class _MixtureVAEBase(
         pretrain_epochs: int = 0,
         max_epochs: int | str = "auto",
         batch_size: int = 100,
-        learning_rate: float = 1e-3,
+        learning_rate: float | str = "auto",
         learning_rate_decay: float = 1.0,
         optimizer: type[torch.optim.Optimizer] = torch.optim.Adam,
         net_params: dict | None = None,
         n_init: int | str = "auto",
         trial_epochs: int | str | None = "auto",
         restart_selection: str = "mutual_information",
-        posterior_samples: int | str = "auto",
+        posterior_samples: int = 0,
         stack_restarts: bool | str = "auto",
         tol: float | None = None,
         n_iter_no_change: int = 10,
@@ -282,7 +281,7 @@ class _MixtureVAEBase(
     def _fitted_config(self, config: FitConfig) -> FitConfig:
         """``config`` with the resolved values of the fitted model (a warm start keeps
         its architecture and assignment rule)."""
-        kept = {f: getattr(self, name) for name, f in RESOLVED.items() if f != "posterior_samples"}
+        kept = {f: getattr(self, name) for name, f in RESOLVED.items()}
         return dataclasses.replace(config, **kept)
 
     def _adopt(
@@ -296,7 +295,6 @@ class _MixtureVAEBase(
         # The model itself is renumbered (its weights and optimizer state), as
         # GaussianMixture's means_ are stored in label order. One pass of inference: new
         # cluster k is old order[k].
-        self.posterior_samples_ = config.posterior_samples
         proba = self._proba(X, float64_copy(net.module_))
         order = self._cluster_order(proba, config)
         if order is not None:
@@ -391,11 +389,9 @@ class _MixtureVAEBase(
 
     def _proba(self, X: np.ndarray, module: torch.nn.Module | None = None) -> np.ndarray:
         """The cluster probabilities of every row, in float64: q(y|x), or the model's
-        p(y|x) from importance draws: ``posterior_samples`` if set to a number (also
-        after fit), else as resolved in fit."""
+        p(y|x) from ``posterior_samples`` importance draws (also when set after fit)."""
         module = module or self._inference_module_
-        auto = self.posterior_samples == "auto"
-        samples = self.posterior_samples_ if auto else int(self.posterior_samples)
+        samples = int(self.posterior_samples)
         if samples:
             return model_posterior(module, X, samples, torch.float64)
         return posterior(module, X, torch.float64)

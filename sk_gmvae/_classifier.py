@@ -72,9 +72,8 @@ restart_selection, posterior_samples, stack_restarts, tol, n_iter_no_change, \
 validation_fraction, max_grad_norm, callbacks, device, random_state, verbose, \
 warm_start : see GMVAEClustering
         As in ``GMVAEClustering``: the same meaning and defaults, and the ``"auto"``
-        values follow the same rules, by the number of training rows, labelled or not;
-        except ``posterior_samples="auto"``, which is 0 here (classes by q(y|x), the
-        classifier the loss trains). Restarts never stack.
+        values follow the same rules, by the number of training rows, labelled or not.
+        Restarts never stack.
 
     Attributes
     ----------
@@ -93,7 +92,7 @@ warm_start : see GMVAEClustering
         labelled rows.
     lower_bounds_, n_iter_, restarts_, converged_, history_, net_, device_, \
 hidden_layer_sizes_, latent_dim_, binarize_, entropy_weight_, n_init_, trial_epochs_, \
-posterior_samples_, likelihood_, variant_params_, means_, covariances_
+likelihood_, variant_params_, means_, covariances_
         As in ``GMVAEClustering``; cluster k of ``means_`` belongs to class
         ``classes_[k // clusters_per_class]``.
 
@@ -155,14 +154,14 @@ posterior_samples_, likelihood_, variant_params_, means_, covariances_
         pretrain_epochs: int = 0,
         max_epochs: int | str = "auto",
         batch_size: int = 100,
-        learning_rate: float = 1e-3,
+        learning_rate: float | str = "auto",
         learning_rate_decay: float = 1.0,
         optimizer: type[torch.optim.Optimizer] = torch.optim.Adam,
         net_params: dict | None = None,
         n_init: int | str = "auto",
         trial_epochs: int | str | None = "auto",
         restart_selection: str = "mutual_information",
-        posterior_samples: int | str = "auto",
+        posterior_samples: int = 0,
         stack_restarts: bool | str = "auto",
         tol: float | None = None,
         n_iter_no_change: int = 10,

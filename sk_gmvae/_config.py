@@ -35,21 +35,38 @@ class DataPreset:
     binarize: bool  # dynamic binarization of Bernoulli data
     entropy_share: float  # entropy_weight = entropy_share * eta
     n_init: int  # restarts
-    posterior_samples: int  # importance draws of p(y|x) for assigning rows (0: q(y|x))
+    steps: int  # optimizer steps of a max_epochs="auto" training
+    max_epochs: int | None  # at most this many epochs for those steps (None: no limit)
+    stack_on_cpu: bool  # restarts trained at once as one stacked model on the CPU too
 
 
 # docs/defaults.md, "Small and large data".
 LARGE_DATA_ROWS = 10_000
 PRESETS = {
-    "small": DataPreset(binarize=False, entropy_share=0.5, n_init=4, posterior_samples=64),
-    "large": DataPreset(binarize=True, entropy_share=0.0, n_init=1, posterior_samples=0),
+    "small": DataPreset(
+        binarize=False,
+        entropy_share=0.5,
+        n_init=4,
+        steps=2400,
+        max_epochs=600,
+        stack_on_cpu=True,
+    ),
+    "large": DataPreset(
+        binarize=True,
+        entropy_share=0.0,
+        n_init=1,
+        steps=3600,
+        max_epochs=None,
+        stack_on_cpu=False,
+    ),
 }
-# docs/defaults.md, "Training length": optimizer steps of a max_epochs="auto" training.
-AUTO_STEPS = 3600
+# docs/defaults.md, "Training length": learning_rate="auto" is
+# LEARNING_RATE * sqrt(batch_size / n_samples) within LEARNING_RATE_RANGE: the study's
+# 1e-3 for batches of 100 from 10,000 rows, larger steps where a batch is more of the data.
+LEARNING_RATE = 1e-2
+LEARNING_RATE_RANGE = (1e-3, 1e-2)
 # docs/defaults.md, "Restarts": a restart's trial is this fraction of max_epochs.
 TRIAL_FRACTION = 1 / 6
-# The number of importance draws that posterior_samples="auto" stands for on small data.
-AUTO_POSTERIOR_SAMPLES = PRESETS["small"].posterior_samples
 
 
 # The settings of variant="dilokthanakul" (the estimator's variant_params) and their
@@ -106,7 +123,6 @@ class FitConfig:
     trial_epochs: int | None
     restart_selection: str
     stack_restarts: bool
-    posterior_samples: int
     callbacks: tuple = ()
     net_params: Mapping[str, Any] = field(default_factory=dict)
     variant_params: Mapping[str, Any] = field(default_factory=dict)
@@ -444,11 +460,11 @@ def _trial_epochs(
     return int(trial)
 
 
-def _stacks(params: Mapping[str, Any], n_init: int, device: str) -> bool:
+def _stacks(params: Mapping[str, Any], n_init: int, device: str, on_cpu: bool) -> bool:
     """Whether the ``n_init`` restarts train at once as one stacked model on ``device``.
     Never with early stopping (per restart), user callbacks (which expect a plain net),
-    a validation split or VaDE's pretraining (one net at a time); ``"auto"``: on CUDA only
-    (docs/defaults.md, "Stacked restarts")."""
+    a validation split or VaDE's pretraining (one net at a time); ``"auto"``: on CUDA,
+    and on the CPU when ``on_cpu`` (the data's preset; docs/defaults.md, "Restarts")."""
     if (
         n_init == 1
         or params["tol"] is not None
@@ -458,7 +474,7 @@ def _stacks(params: Mapping[str, Any], n_init: int, device: str) -> bool:
     ):
         return False
     if params["stack_restarts"] == "auto":
-        return torch.device(device).type == "cuda"
+        return on_cpu or torch.device(device).type == "cuda"
     return bool(params["stack_restarts"])
 
 
@@ -580,16 +596,19 @@ def resolve_config(
 
     - ``hidden_layer_sizes``: two layers of width clip(n_features, 64, 512);
     - ``latent_dim``: clip(n_features // 8, 10, 64);
-    - ``max_epochs``: enough epochs for ``AUTO_STEPS`` optimizer steps;
-    - ``binarize``, ``n_init``, ``posterior_samples``: the data's :data:`PRESETS`
+    - ``max_epochs``: enough epochs for the data's :data:`PRESETS` ``steps``, at most
+      its ``max_epochs``;
+    - ``learning_rate``: ``LEARNING_RATE * sqrt(batch_size / n_samples)``, clipped to
+      ``LEARNING_RATE_RANGE``;
+    - ``binarize``, ``n_init``: the data's :data:`PRESETS`
       column; ``entropy_weight``: its ``entropy_share`` times ``eta``; ``n_init`` is 1
       with a ``RunCheckpoint`` (it resumes one run);
-    - ``trial_epochs``: see :func:`_trial_epochs`; ``stack_restarts``: :func:`_stacks`;
+    - ``trial_epochs``: see :func:`_trial_epochs`; ``stack_restarts``: :func:`_stacks`
+      (on the CPU: the preset's ``stack_on_cpu``);
     - ``variant_params``: see :func:`resolve_variant_params`;
     - with ``supervision`` (a classifier's labels), ``n_clusters`` (from
-      ``clusters_per_class``), ``alpha`` and the
-      batches' labelled rows: see :func:`resolve_supervision`; ``posterior_samples``
-      is 0 (q(y|x), the classifier the loss trains) and the restarts never stack.
+      ``clusters_per_class``), ``alpha`` and the batches' labelled rows: see
+      :func:`resolve_supervision`; the restarts never stack.
     """
     data = preset(n_samples)
     if isinstance(params["hidden_layer_sizes"], str):
@@ -603,7 +622,14 @@ def resolve_config(
     max_epochs = params["max_epochs"]
     if max_epochs == "auto":
         steps_per_epoch = math.ceil(n_samples / params["batch_size"])
-        max_epochs = max(1, math.ceil(AUTO_STEPS / steps_per_epoch))
+        max_epochs = max(1, math.ceil(data.steps / steps_per_epoch))
+        if data.max_epochs is not None:
+            max_epochs = min(max_epochs, data.max_epochs)
+    learning_rate = params["learning_rate"]
+    if learning_rate == "auto":
+        # Adam's square-root scaling with the batch's share of the data.
+        scaled = LEARNING_RATE * math.sqrt(params["batch_size"] / n_samples)
+        learning_rate = float(np.clip(scaled, *LEARNING_RATE_RANGE))
     binarize = data.binarize if params["binarize"] == "auto" else bool(params["binarize"])
     entropy_weight = params["entropy_weight"]
     if entropy_weight == "auto":
@@ -612,10 +638,6 @@ def resolve_config(
     n_init = params["n_init"]
     if n_init == "auto":
         n_init = 1 if has_callback(callbacks, RunCheckpoint) else data.n_init
-    samples = params["posterior_samples"]
-    if samples == "auto":  # a classifier predicts with its trained q(y|x)
-        samples = 0 if supervision is not None else data.posterior_samples
-    samples = int(samples)
     stops_early = params["tol"] is not None or has_callback(callbacks, EarlyStopping)
     trial = _trial_epochs(
         params["trial_epochs"], max_epochs, params["pretrain_epochs"], n_init, stops_early
@@ -637,7 +659,7 @@ def resolve_config(
         pretrain_epochs=int(params["pretrain_epochs"]),
         max_epochs=int(max_epochs),
         batch_size=int(params["batch_size"]),
-        learning_rate=float(params["learning_rate"]),
+        learning_rate=float(learning_rate),
         learning_rate_decay=float(params["learning_rate_decay"]),
         optimizer=params["optimizer"],
         max_grad_norm=params["max_grad_norm"],
@@ -649,8 +671,8 @@ def resolve_config(
         n_init=int(n_init),
         trial_epochs=trial,
         restart_selection=params["restart_selection"],
-        stack_restarts=supervision is None and _stacks(params, int(n_init), device),
-        posterior_samples=samples,
+        stack_restarts=supervision is None
+        and _stacks(params, int(n_init), device, data.stack_on_cpu),
         callbacks=callbacks,
         net_params=dict(params["net_params"] or {}),
         variant_params=resolve_variant_params(

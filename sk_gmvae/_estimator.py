@@ -91,12 +91,13 @@ class GMVAEClustering(ClusterMixin, _MixtureVAEBase):
         ``max_epochs`` train without the z-term, then a diagonal ``GaussianMixture``
         fitted to the codes E[z|x] starts the mixture prior (``GMMPriorInit``). 0: none.
     max_epochs : int or "auto", default="auto"
-        Number of passes over the training data. ``"auto"``: as many as take 3,600
-        optimizer steps.
+        Number of passes over the training data. ``"auto"``: as many as take 1,200
+        optimizer steps below 10,000 training rows, 3,600 from 10,000.
     batch_size : int, default=100
         Rows per optimization step.
-    learning_rate : float, default=1e-3
-        Step size of the optimizer (skorch's ``lr``).
+    learning_rate : float or "auto", default="auto"
+        Step size of the optimizer (skorch's ``lr``). ``"auto"``: 1e-2 below 10,000
+        training rows, 1e-3 (the study's) from 10,000.
     learning_rate_decay : float in (0, 1], default=1.0
         Ratio of the final learning rate to ``learning_rate``: after epoch e the rate is
         ``learning_rate * decay ** (e / max_epochs)``. 1 keeps it constant.
@@ -126,17 +127,17 @@ class GMVAEClustering(ClusterMixin, _MixtureVAEBase):
         How the restarts are ranked on the training data, without labels: the highest
         I(X; Y) = H(Y) - H(Y|X) of q(y|x) (confident assignments to evenly used
         clusters), the lowest H(Y|X), or the highest final training ELBO.
-    posterior_samples : int or "auto", default="auto"
+    posterior_samples : int, default=0
         How rows are assigned (``predict_proba``, ``predict``, ``labels_``). 0: by
         q(y|x). n > 0: by the model's posterior p(y|x) = p(y) p(x|y) / p(x), p(x|y)
         estimated from n importance draws of q(z|x, y) (fixed draws); costs n passes
-        of the model per row. ``"auto"``: 64 below 10,000 training rows, 0 from
-        10,000. A number set after ``fit`` applies to the next ``predict``.
+        of the model per row. A number set after ``fit`` applies to the next
+        ``predict``.
     stack_restarts : bool or "auto", default="auto"
         Train the ``n_init`` restarts at once as one model with stacked weights (the
         same results as one after another, up to rounding). ``"auto"``: on CUDA
-        devices. Not used with ``tol``, ``callbacks``, ``validation_fraction`` or
-        ``pretrain_epochs``.
+        devices, and on the CPU below 10,000 training rows. Not used with ``tol``,
+        ``callbacks``, ``validation_fraction`` or ``pretrain_epochs``.
     tol : float or None, default=None
         If set, stop once the training loss (the validation loss with
         ``validation_fraction``) has not improved by ``tol`` nats for
@@ -192,7 +193,7 @@ class GMVAEClustering(ClusterMixin, _MixtureVAEBase):
     lower_bound_ : float
         Mean training ELBO per row (nats) of the last complete epoch; NaN when none.
     hidden_layer_sizes_, latent_dim_, binarize_, entropy_weight_, n_init_, \
-trial_epochs_, posterior_samples_, variant_params_
+trial_epochs_, variant_params_
         The values used for the parameters of these names (``"auto"`` resolved;
         ``trial_epochs_`` is None when every restart trained ``max_epochs``;
         ``variant_params_`` holds every setting of the variant, defaults included).

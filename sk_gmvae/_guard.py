@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -42,7 +43,7 @@ class DivergenceGuard(Callback):
     def initialize(self) -> DivergenceGuard:
         self.recoveries_ = 0
         self.stopped_ = False
-        self._good: dict | None = None
+        self._good: _Kept | None = None
         self._carry_on = False
         return self
 
@@ -53,10 +54,11 @@ class DivergenceGuard(Callback):
         self._carry_on = True
 
     def _keep(self, net: Any) -> None:
-        finite = torch.stack([torch.isfinite(p).all() for p in net.module_.parameters()])
-        if finite.all():  # one sync
-            state = {"module": net.module_.state_dict(), "optimizer": net.optimizer_.state_dict()}
-            self._good = _copy_into(self._good, state)
+        module = _module_tensors(net)
+        weights = [t for t in module if t.is_floating_point()]
+        # max |w| of each tensor: NaN or inf exactly when one of its values is not finite.
+        if torch.stack(torch._foreach_norm(weights, float("inf"))).isfinite().all():  # one sync
+            self._good = _Kept.copy(self._good, module, _optimizer_state(net.optimizer_))
 
     def on_train_begin(self, net: Any, **kwargs: Any) -> None:
         if self._carry_on:  # the same training, going on
@@ -86,10 +88,7 @@ class DivergenceGuard(Callback):
         before the epoch, so all its steps are undone), drop the epoch's steps from the
         history and rescore it (NaN), then lower the learning rate or stop."""
         rates = [group["lr"] for group in net.optimizer_.param_groups]  # the epoch's
-        net.module_.load_state_dict(self._good["module"])  # copied into the weights
-        # A copy: the optimizer adopts the state dict's tensors as they are and updates
-        # them in place, and the kept state must survive for a next recovery.
-        net.optimizer_.load_state_dict(copy.deepcopy(self._good["optimizer"]))
+        self._good.restore(net)
         del net.history[-1]["batches"][:]  # the state is from before them all
         _rescore(net)
         if self.recoveries_ >= self.max_recoveries:
@@ -103,28 +102,80 @@ class DivergenceGuard(Callback):
         net.history.record("divergence_recoveries", self.recoveries_)
 
 
-def _copy_into(kept: Any, state: Any) -> Any:
-    """A deep copy of ``state`` (nested dicts, lists and tuples of tensors and values)
-    that reuses ``kept``'s tensors, copied into in place, wherever ``kept`` (the previous
-    copy) has one of the same shape, dtype and device: from the second epoch on, keeping
-    the state allocates nothing (a deep copy every epoch was ~5 % of a small net's fit)."""
-    if isinstance(state, torch.Tensor):
-        layout = (state.shape, state.dtype, state.device)
-        if isinstance(kept, torch.Tensor) and (kept.shape, kept.dtype, kept.device) == layout:
-            return kept.copy_(state)
-        return state.detach().clone()
-    if isinstance(state, dict):  # an OrderedDict stays one, with its _metadata (versions)
-        kept = kept if isinstance(kept, dict) else {}
-        copied = type(state)((key, _copy_into(kept.get(key), v)) for key, v in state.items())
-        if hasattr(state, "_metadata"):
-            copied._metadata = copy.deepcopy(state._metadata)
-        return copied
-    if isinstance(state, list | tuple):
-        if not (isinstance(kept, list | tuple) and len(kept) == len(state)):
-            kept = [None] * len(state)
-        copies = [_copy_into(k, v) for k, v in zip(kept, state, strict=True)]
-        return copies if isinstance(state, list) else tuple(copies)
-    return copy.deepcopy(state)
+def _module_tensors(net: Any) -> list[torch.Tensor]:
+    """The module's parameters and buffers, in a fixed order."""
+    return [t.detach() for t in (*net.module_.parameters(), *net.module_.buffers())]
+
+
+def _optimizer_state(optimizer: torch.optim.Optimizer) -> list[tuple[int, str, Any]]:
+    """The optimizer's per-parameter state (Adam's step and moments) as (index of the
+    parameter in its groups, key, value), in a fixed order."""
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    return (
+        [(i, key, value) for i, p in enumerate(params) for key, value in optimizer.state[p].items()]
+        if optimizer.state
+        else []
+    )
+
+
+@dataclass
+class _Kept:
+    """A copy of the module's tensors and the optimizer's state, as flat lists.
+
+    From the second epoch on it is copied into in place, one ``_foreach_copy_`` per
+    list: no allocation and no walk over nested state dicts (a copy of the state dicts
+    every epoch took ~5 ms, ~20 % of a fit on iris, where an epoch is two steps).
+    """
+
+    module: list[torch.Tensor]
+    optimizer: list[tuple[int, str, Any]]
+
+    @classmethod
+    def copy(
+        cls, kept: _Kept | None, module: list[torch.Tensor], state: list[tuple[int, str, Any]]
+    ) -> _Kept:
+        """``module`` and ``state`` copied, into ``kept``'s tensors where their layouts
+        match (the previous epoch's copy), else into new ones."""
+        if kept is None or not _same_layout(kept.module, module):
+            kept = cls([t.clone() for t in module], [])
+        else:
+            torch._foreach_copy_(kept.module, module)
+        old = [v for _, _, v in kept.optimizer]
+        new = [v for _, _, v in state]
+        keys = [(i, key) for i, key, _ in state]
+        if keys == [(i, key) for i, key, _ in kept.optimizer] and _same_layout(old, new):
+            if old:
+                torch._foreach_copy_(old, new)
+        else:
+            kept.optimizer = [(i, key, _clone(v)) for i, key, v in state]
+        return kept
+
+    def restore(self, net: Any) -> None:
+        """Copy the kept state into the module's tensors, and make a copy of it the
+        optimizer's state (the optimizer updates its state in place, and the kept one
+        must survive for a next recovery)."""
+        with torch.no_grad():
+            torch._foreach_copy_(_module_tensors(net), self.module)
+        optimizer = net.optimizer_
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        optimizer.state.clear()
+        for i, key, value in self.optimizer:
+            optimizer.state[params[i]][key] = _clone(value)
+
+
+def _clone(value: Any) -> Any:
+    """A copy of a tensor, or of another state value."""
+    return value.detach().clone() if isinstance(value, torch.Tensor) else copy.deepcopy(value)
+
+
+def _same_layout(kept: list[Any], live: list[Any]) -> bool:
+    """Whether two lists hold tensors of the same shapes, dtypes and devices, in order."""
+    return len(kept) == len(live) and all(
+        isinstance(a, torch.Tensor)
+        and isinstance(b, torch.Tensor)
+        and (a.shape, a.dtype, a.device) == (b.shape, b.dtype, b.device)
+        for a, b in zip(kept, live, strict=True)
+    )
 
 
 def _finite(value: Any) -> bool:

@@ -506,7 +506,8 @@ def test_the_divergence_guard_goes_on_across_the_trial_as_in_one_training(blobs,
     # the guard's 3 recoveries count over trial and continuation: with 4 undone epochs
     # (2 in the trial) training stops at epoch 6, as alone.
     X, _ = blobs
-    params = dict(random_state=0, learning_rate_decay=0.5, callbacks=[PoisonEpochs(poisoned)])
+    params = dict(random_state=0, learning_rate=1e-3, learning_rate_decay=0.5)
+    params["callbacks"] = [PoisonEpochs(poisoned)]
     est = GMVAEClustering(3, n_init=2, trial_epochs=3, **params, **{**SMALL, "max_epochs": 8})
     with pytest.warns(ConvergenceWarning, match="diverged"):
         est.fit(X)
@@ -568,8 +569,10 @@ def test_n_init_and_trial_epochs_auto():
     params = GMVAEClustering(pretrain_epochs=0).get_params()
     small, large = _config(params, 1_797, 64), _config(params, 50_000, 784)
     assert small.n_init == 4 and large.n_init == 1
-    # A sixth of the epochs: 3,600 steps of 18 are 200 epochs, trials of 34.
-    assert small.max_epochs == 200 and small.trial_epochs == 34
+    # A sixth of the epochs: 2,400 steps of 18 are 134 epochs, trials of 23.
+    assert small.max_epochs == 134 and small.trial_epochs == 23
+    # One batch of rows: 600 epochs (the cap), not 2,400.
+    assert _config(params, 60, 4).max_epochs == 600
     assert large.trial_epochs is None  # one restart: nothing to rank
     vade = _config({**params, "max_epochs": 12, "pretrain_epochs": 4}, 500, 5)
     assert vade.trial_epochs == 5  # past the autoencoder's pretraining
@@ -617,14 +620,18 @@ def test_learning_rate_decays_exponentially_to_the_asked_ratio(blobs):
     ],
 )
 def test_auto_parameters_follow_the_data_size(rows, features, expected):
-    from sk_gmvae._config import AUTO_STEPS
+    from sk_gmvae._config import preset
 
     config = _config(GMVAEClustering(eta=0.8).get_params(), rows, features)
     for key, value in expected.items():
         assert getattr(config, key) == value
     assert config.entropy_weight == (0.4 if rows < 10_000 else 0.0)
+    # 1e-2 * sqrt(batch / rows), within [1e-3, 1e-2]: digits 2.4e-3, MNIST the study's 1e-3.
+    assert config.learning_rate == pytest.approx(min(1e-2, max(1e-3, 1e-2 * (100 / rows) ** 0.5)))
+    assert config.stack_restarts == (rows < 10_000)  # on the CPU
     steps = config.max_epochs * -(-rows // 100)  # epochs x ceil(rows / batch)
-    assert AUTO_STEPS <= steps < AUTO_STEPS + -(-rows // 100)
+    target = preset(rows).steps
+    assert target <= steps < target + -(-rows // 100)
 
 
 def test_training_that_ends_on_an_undone_epoch_reports_divergence():

@@ -530,14 +530,14 @@ def test_guard_keeps_each_finite_epoch_in_the_same_buffers(blobs):
     # (no allocation per epoch): a recovery restores the last finite epoch, never the
     # live weights or an older copy.
     net, guard = _guard_at_an_epoch_start(blobs)
-    buffers = [t.data_ptr() for t in guard._good["module"].values()]
+    buffers = [t.data_ptr() for t in guard._good.module]
     live = {p.data_ptr() for p in net.module_.parameters()}
     assert live.isdisjoint(buffers)
     with torch.no_grad():
         next(net.module_.parameters()).add_(1.0)
     _record_epoch(net, (2.0, 1.0))
     guard.on_epoch_end(net)  # finite: kept, in place
-    assert [t.data_ptr() for t in guard._good["module"].values()] == buffers
+    assert [t.data_ptr() for t in guard._good.module] == buffers
     kept = {k: v.clone() for k, v in net.module_.state_dict().items()}
     with torch.no_grad():
         next(net.module_.parameters()).add_(1.0)

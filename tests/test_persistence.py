@@ -18,7 +18,13 @@ from sk_gmvae.persistence import FORMAT, load_weights, save_weights
 def fitted():
     X, _ = make_blobs(n_samples=80, centers=3, n_features=4, random_state=0)
     est = GMVAEClustering(
-        3, latent_dim=2, hidden_layer_sizes=(16, 8), max_epochs=3, random_state=0, min_variance=1e-4
+        3,
+        latent_dim=2,
+        hidden_layer_sizes=(16, 8),
+        max_epochs=3,
+        random_state=0,
+        min_variance=1e-4,
+        posterior_samples=8,  # the importance draws survive the round trip
     ).fit(X)
     return est, X
 
@@ -36,7 +42,7 @@ def test_weights_round_trip(fitted, tmp_path):
     assert loaded.get_params() == {**est.get_params(), "device": "cpu"}  # where it was loaded
     assert loaded.n_iter_ == 3 and loaded.history_[-1, "train_elbo"] == est.lower_bound_
     assert (loaded.n_init_, loaded.trial_epochs_) == (est.n_init_, est.trial_epochs_) == (4, 1)
-    assert loaded.posterior_samples_ == est.posterior_samples_ == 64
+    assert loaded.posterior_samples == est.posterior_samples == 8
     # It can go on training.
     loaded.set_params(warm_start=True, max_epochs=1).fit(X)
     assert loaded.n_iter_ == 4

@@ -59,8 +59,7 @@ def test_importance_sampled_posterior_matches_quadrature(variant):
 
 def test_zero_samples_assign_by_q_y_given_x():
     X, _ = make_blobs(n_samples=90, centers=3, n_features=4, random_state=0)
-    est = GMVAEClustering(3, random_state=0, n_init=1, posterior_samples=0, **SMALL).fit(X)
-    assert est.posterior_samples_ == 0
+    est = GMVAEClustering(3, random_state=0, n_init=1, **SMALL).fit(X)  # the default: 0
     q = posterior(float64_copy(est.net_.module_), X, torch.float64)
     np.testing.assert_allclose(est.predict_proba(X), q, rtol=1e-12, atol=1e-12)
 
@@ -79,26 +78,16 @@ def test_posterior_labels_are_stable_and_in_label_order():
     np.testing.assert_allclose(est.predict_proba(X[5:6]), proba[5:6], rtol=1e-12, atol=1e-15)
 
 
-def test_posterior_samples_auto_follows_the_data_size():
-    from sk_gmvae._config import AUTO_POSTERIOR_SAMPLES, resolve_config
-
-    params = GMVAEClustering().get_params()
-    small = resolve_config(params, 1_797, 64, "gaussian", "cpu")
-    assert small.posterior_samples == AUTO_POSTERIOR_SAMPLES
-    assert resolve_config(params, 50_000, 784, "gaussian", "cpu").posterior_samples == 0
-
-
 def test_posterior_samples_set_after_fit_applies_to_predict():
-    from sk_gmvae._config import AUTO_POSTERIOR_SAMPLES
-
     X, _ = make_blobs(n_samples=60, centers=2, n_features=3, random_state=0)
-    est = GMVAEClustering(2, random_state=0, n_init=1, **SMALL).fit(X)
-    assert est.posterior_samples_ == AUTO_POSTERIOR_SAMPLES
+    est = GMVAEClustering(2, random_state=0, n_init=1, posterior_samples=16, **SMALL).fit(X)
     drawn = est.predict_proba(X)
-    est.set_params(posterior_samples=AUTO_POSTERIOR_SAMPLES)
+    est.set_params(posterior_samples=16)
     np.testing.assert_array_equal(est.predict_proba(X), drawn)
     with pytest.raises(ValueError, match="posterior_samples"):
         clone(est).set_params(posterior_samples=True).fit(X)  # an int, not a bool
+    with pytest.raises(ValueError, match="posterior_samples"):
+        clone(est).set_params(posterior_samples="auto").fit(X)  # no "auto" any more
     est.set_params(posterior_samples=0)
     q = posterior(float64_copy(est.net_.module_), X, torch.float64)
     np.testing.assert_allclose(est.predict_proba(X), q, rtol=1e-12, atol=1e-12)
@@ -106,13 +95,12 @@ def test_posterior_samples_set_after_fit_applies_to_predict():
 
 def test_posterior_samples_set_after_fit_apply_to_predict():
     X, _ = make_blobs(n_samples=60, centers=2, n_features=3, random_state=0)
-    est = GMVAEClustering(2, random_state=0, n_init=1, **SMALL).fit(X)
-    assert est.posterior_samples_ == 64  # "auto" on 60 rows
+    est = GMVAEClustering(2, random_state=0, n_init=1, posterior_samples=64, **SMALL).fit(X)
     labels, model = est.labels_.copy(), est.predict_proba(X)
     # A number set now switches predict at once, without refitting; labels_ stay.
     est.set_params(posterior_samples=0)
     q = posterior(float64_copy(est.net_.module_), X, torch.float64)
     np.testing.assert_allclose(est.predict_proba(X), q, rtol=1e-12, atol=1e-12)
     np.testing.assert_array_equal(est.labels_, labels)
-    est.set_params(posterior_samples="auto")  # back to the value resolved in fit
+    est.set_params(posterior_samples=64)  # back to the value of fit
     np.testing.assert_array_equal(est.predict_proba(X), model)

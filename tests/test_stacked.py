@@ -118,12 +118,14 @@ def test_when_restarts_are_stacked():
 
     from sk_gmvae._config import resolve_config
 
-    def stacks(device, **params):
+    def stacks(device, rows=100, **params):
         params = GMVAEClustering(**params).get_params()
-        return resolve_config(params, 100, 4, "gaussian", device).stack_restarts
+        return resolve_config(params, rows, 4, "gaussian", device).stack_restarts
 
-    assert stacks("cuda", n_init=2)  # "auto": on CUDA only
-    assert not stacks("cpu", n_init=2)
+    # "auto": on CUDA, and on the CPU for small data (below 10,000 rows).
+    assert stacks("cuda", n_init=2) and stacks("cuda", 20_000, n_init=2)
+    assert stacks("cpu", n_init=2)
+    assert not stacks("cpu", 20_000, n_init=2)
     assert stacks("cpu", n_init=2, stack_restarts=True)
     assert not stacks("cuda", n_init=2, stack_restarts=False)
     assert not stacks("cpu", n_init=1, stack_restarts=True)

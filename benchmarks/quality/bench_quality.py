@@ -13,9 +13,8 @@ image set, 20 on small data), ``latent_dim=10``, ``binarize=False``,
 ``entropy_weight=0``; "VaDE start + GaussianMixture" clusters that model's embedding
 ``transform(X)`` with a full-covariance ``GaussianMixture`` (one pipeline). "n_init=1"
 is the defaults with one training instead of the restarts of ``n_init="auto"`` (4
-trials below 10,000 rows). "posterior_samples=0" is the defaults with rows assigned by
-the inference network q(y|x) instead of the model's own posterior (64 importance draws
-below 10,000 rows).
+trials below 10,000 rows). "posterior_samples=64" is the defaults with rows assigned by
+the model's own posterior (64 importance draws) instead of the inference network q(y|x).
 
 MNIST and Fashion-MNIST are clustered on their first ``--rows`` training images
 (pixels in [0, 1]) and scored on those rows; ``--epochs`` overrides ``max_epochs`` for
