@@ -52,6 +52,7 @@ from ._inference import (
 from ._interrupt import ctrl_c
 from ._latent import LatentSpaceMixin
 from ._model import ALL_VARIANTS
+from ._scaling import feature_scaling, log_jacobian, to_model
 from ._training import (
     RESTART_CRITERIA,
     SEED_MAX,
@@ -71,6 +72,7 @@ RESOLVED = {
     "n_init_": "n_init",
     "trial_epochs_": "trial_epochs",
     "likelihood_": "likelihood",
+    "standardize_": "standardize",
     "variant_params_": "variant_params",
 }
 
@@ -101,6 +103,7 @@ class _MixtureVAEBase(
             StrOptions({"auto"}),
         ],
         "likelihood": [StrOptions({"auto", "bernoulli", "gaussian"})],
+        "standardize": ["boolean", StrOptions({"auto"})],
         "binarize": ["boolean", StrOptions({"auto"})],
         "min_variance": [Interval(Real, 0, None, closed="left")],
         "beta": [Interval(Real, 0, None, closed="left")],
@@ -139,6 +142,7 @@ class _MixtureVAEBase(
         latent_dim: int | str = "auto",
         hidden_layer_sizes: int | tuple[int, ...] | str = "auto",
         likelihood: str = "auto",
+        standardize: bool | str = "auto",
         binarize: bool | str = "auto",
         min_variance: float = 0.0,
         beta: float = 1.0,
@@ -173,6 +177,7 @@ class _MixtureVAEBase(
         self.latent_dim = latent_dim
         self.hidden_layer_sizes = hidden_layer_sizes
         self.likelihood = likelihood
+        self.standardize = standardize
         self.binarize = binarize
         self.min_variance = min_variance
         self.beta = beta
@@ -244,8 +249,12 @@ class _MixtureVAEBase(
         make the model kept this estimator's fitted model (``_adopt``); warn, or raise
         ``KeyboardInterrupt`` after Ctrl-C, as training ended. Returns the config of
         the fitted model."""
-        if (message := unscaled_warning(X, config.likelihood)) is not None:
+        if not config.standardize and (message := unscaled_warning(X, config.likelihood)):
             warnings.warn(message, UserWarning, stacklevel=4)
+        # The model's data: standardized with the training data's statistics (a warm
+        # start keeps the fitted ones, in which its networks were trained).
+        scaling = self._scaling(X, config, continuing)
+        X = to_model(X, *scaling)
         # The training data go to the device once; batches are slices of it.
         X_train = torch.tensor(X, dtype=torch.float32, device=config.device)
         y_train = (
@@ -267,7 +276,7 @@ class _MixtureVAEBase(
                 kept, scores = keep_best(runs, config.restart_selection, X)
                 run = restarts.finish(runs, kept, X_train, y_train)
             interrupt.training = False  # a first Ctrl-C from here waits for the model
-            self._adopt(run, X, config, scores)
+            self._adopt(run, X, config, scores, scaling)
         messages = run.warnings(config.tol, len(runs), len(seeds))
         if interrupt.received:
             stopped = (
@@ -278,6 +287,16 @@ class _MixtureVAEBase(
             warnings.warn(message, ConvergenceWarning, stacklevel=4)
         return config
 
+    def _scaling(
+        self, X: np.ndarray, config: FitConfig, continuing: bool = False
+    ) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """The ``(mean_, scale_)`` of a fit on the validated X with ``config``: the
+        features' means and standard deviations when it standardizes, else
+        ``(None, None)``; a warm start keeps the fitted ones."""
+        if continuing:
+            return self.mean_, self.scale_
+        return feature_scaling(X) if config.standardize else (None, None)
+
     def _fitted_config(self, config: FitConfig) -> FitConfig:
         """``config`` with the resolved values of the fitted model (a warm start keeps
         its architecture and assignment rule)."""
@@ -285,12 +304,18 @@ class _MixtureVAEBase(
         return dataclasses.replace(config, **kept)
 
     def _adopt(
-        self, run: Run, X: np.ndarray, config: FitConfig, scores: list[dict] | None = None
+        self,
+        run: Run,
+        X: np.ndarray,
+        config: FitConfig,
+        scores: list[dict] | None = None,
+        scaling: tuple[np.ndarray | None, np.ndarray | None] = (None, None),
     ) -> _MixtureVAEBase:
-        """Make the trained ``run`` (on the rows X, with ``config``) this estimator's
-        fitted model: number its clusters (``_cluster_order``), and set the fitted
-        attributes. ``fit`` ends here, and so does a run trained elsewhere (the study's
-        stacked seeds)."""
+        """Make the trained ``run`` (on the rows X of the model's space, with
+        ``config`` and the standardization ``scaling``, ``(mean_, scale_)``) this
+        estimator's fitted model: number its clusters (``_cluster_order``), and set the
+        fitted attributes. ``fit`` ends here, and so does a run trained elsewhere (the
+        study's stacked seeds)."""
         net = run.net
         # The model itself is renumbered (its weights and optimizer state), as
         # GaussianMixture's means_ are stored in label order. One pass of inference: new
@@ -303,6 +328,8 @@ class _MixtureVAEBase(
         fitted = {name: getattr(config, field) for name, field in RESOLVED.items()}
         fitted.update(
             self._fitted_from_proba(proba),
+            mean_=scaling[0],
+            scale_=scaling[1],
             lower_bound_=run.final_elbo,
             n_iter_=run.epochs,
             converged_=run.stopped_early,
@@ -398,12 +425,13 @@ class _MixtureVAEBase(
 
     def _validate_for_inference(self, X: np.ndarray) -> np.ndarray:
         """X checked as every inference method takes it: fitted, the training's features,
-        values within float32's range, and for a Bernoulli model in [0, 1]."""
+        values within float32's range, and for a Bernoulli model in [0, 1]; returned
+        in the model's space (standardized as the training data were)."""
         check_is_fitted(self)
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
         check_fitted_domain(X, self.likelihood_)
         check_float32_range(X)
-        return X
+        return to_model(X, self.mean_, self.scale_)
 
     def score_samples(self, X: np.ndarray) -> np.ndarray:
         """Per-row evidence lower bound, ELBO(x) <= log p(x), in nats.
@@ -411,9 +439,11 @@ class _MixtureVAEBase(
         The expectation over z is a one-sample Monte Carlo estimate whose noise is drawn
         from ``random_state`` (the same for every call when it is an int); y is summed
         out exactly. The weights ``beta``, ``eta`` and ``entropy_weight`` do not enter:
-        this is the plain ELBO. For ``"dilokthanakul"`` it is the ELBO of its mean-field
-        q(y|x) q(z|x) q(w|x), with the KLs of z and w analytic and the expectations over
-        (z, w) estimated with its M draws; ``cv_weight`` and ``free_bits`` do not enter.
+        this is the plain ELBO. With ``standardize_`` it bounds the density of X itself:
+        the standardized rows' ELBO minus sum(log ``scale_``). For ``"dilokthanakul"``
+        it is the ELBO of its mean-field q(y|x) q(z|x) q(w|x), with the KLs of z and w
+        analytic and the expectations over (z, w) estimated with its M draws;
+        ``cv_weight`` and ``free_bits`` do not enter.
 
         Parameters
         ----------
@@ -427,7 +457,10 @@ class _MixtureVAEBase(
         """
         X = self._validate_for_inference(X)
         seed = check_random_state(self.random_state).randint(SEED_MAX)
-        return elbo(self._inference_module_, X, int(seed), torch.float64)
+        # log p(x) = log p(u) + log |du/dx|, u = (x - mean_) / scale_
+        return elbo(self._inference_module_, X, int(seed), torch.float64) + log_jacobian(
+            self.scale_
+        )
 
     # Here, not in LatentSpaceMixin: set_output wraps only methods the class defines.
     def transform(self, X: np.ndarray) -> np.ndarray:

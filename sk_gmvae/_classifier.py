@@ -19,6 +19,7 @@ from ._base import _MixtureVAEBase
 from ._config import FitConfig, Supervision
 from ._latent import check_positive_int
 from ._model import VARIANTS
+from ._scaling import to_data
 
 # SelfTrainingClassifier's error for string-typed y, whose unlabelled rows cannot carry -1.
 STRING_TARGETS = (
@@ -65,8 +66,8 @@ class GMVAEClassifier(ClassifierMixin, _MixtureVAEBase):
     classes : array-like of shape (n_classes,) or None, default=None
         The classes; None: those of the labelled rows. Every class needs at least one
         labelled row, and every label must be one of them.
-    variant_params, latent_dim, hidden_layer_sizes, likelihood, binarize, min_variance, \
-beta, eta, entropy_weight, kl_warmup, pretrain_epochs, max_epochs, batch_size, \
+    variant_params, latent_dim, hidden_layer_sizes, likelihood, standardize, binarize, \
+min_variance, beta, eta, entropy_weight, kl_warmup, pretrain_epochs, max_epochs, batch_size, \
 learning_rate, learning_rate_decay, optimizer, net_params, n_init, trial_epochs, \
 restart_selection, posterior_samples, stack_restarts, tol, n_iter_no_change, \
 validation_fraction, max_grad_norm, callbacks, device, random_state, verbose, \
@@ -92,7 +93,7 @@ warm_start : see GMVAEClustering
         labelled rows.
     lower_bounds_, n_iter_, restarts_, converged_, history_, net_, device_, \
 hidden_layer_sizes_, latent_dim_, binarize_, entropy_weight_, n_init_, trial_epochs_, \
-likelihood_, variant_params_, means_, covariances_
+likelihood_, standardize_, mean_, scale_, variant_params_, means_, covariances_
         As in ``GMVAEClustering``; cluster k of ``means_`` belongs to class
         ``classes_[k // clusters_per_class]``.
 
@@ -145,6 +146,7 @@ likelihood_, variant_params_, means_, covariances_
         latent_dim: int | str = "auto",
         hidden_layer_sizes: int | tuple[int, ...] | str = "auto",
         likelihood: str = "auto",
+        standardize: bool | str = "auto",
         binarize: bool | str = "auto",
         min_variance: float = 0.0,
         beta: float = 1.0,
@@ -182,6 +184,7 @@ likelihood_, variant_params_, means_, covariances_
         self.latent_dim = latent_dim
         self.hidden_layer_sizes = hidden_layer_sizes
         self.likelihood = likelihood
+        self.standardize = standardize
         self.binarize = binarize
         self.min_variance = min_variance
         self.beta = beta
@@ -363,7 +366,7 @@ likelihood_, variant_params_, means_, covariances_
         Returns
         -------
         X : ndarray of shape (n_samples, n_features)
-            Drawn rows (binary for the Bernoulli likelihood).
+            Drawn rows, in the units of X (binary for the Bernoulli likelihood).
         y : ndarray of shape (n_samples,)
             Their classes, sorted by cluster.
         """
@@ -379,4 +382,5 @@ likelihood_, variant_params_, means_, covariances_
         rng = check_random_state(self.random_state)
         with torch.inference_mode():
             X, cluster = self._inference_module_.sample(n_samples, rng, clusters)
-        return X.cpu().numpy(), self.classes_[cluster.cpu().numpy() // self._clusters_per_class]
+        classes = self.classes_[cluster.cpu().numpy() // self._clusters_per_class]
+        return to_data(X.cpu().numpy(), self.mean_, self.scale_), classes

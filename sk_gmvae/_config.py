@@ -89,7 +89,9 @@ class FitConfig:
 
     The fields are the estimator's parameters of the same names, except:
     ``n_features`` (columns of X), ``likelihood`` and ``device`` (resolved from X and
-    the machine), ``trial_epochs`` (None when every restart trains ``max_epochs``),
+    the machine), ``standardize`` (whether the Gaussian likelihood's features are
+    standardized: :func:`resolve_standardize`), ``trial_epochs`` (None when every
+    restart trains ``max_epochs``),
     ``stack_restarts`` (whether the restarts train at once, as one stacked model) and
     ``variant_params`` (the variant's settings, defaults filled in, ``"auto"``
     resolved: :func:`resolve_variant_params`).
@@ -99,6 +101,7 @@ class FitConfig:
     n_clusters: int
     variant: str
     likelihood: str
+    standardize: bool
     latent_dim: int
     hidden_layer_sizes: tuple[int, ...]
     binarize: bool
@@ -190,6 +193,16 @@ def resolve_likelihood(likelihood: str, X: np.ndarray) -> str:
             "(e.g. MinMaxScaler) or use likelihood='gaussian'."
         )
     return likelihood
+
+
+def resolve_standardize(standardize: bool | str, likelihood: str) -> bool:
+    """Whether the model is fitted to standardized features (the estimator's
+    ``standardize``): never with the Bernoulli likelihood, whose data are probabilities
+    in [0, 1]; ``"auto"``: always with the Gaussian likelihood (docs/defaults.md,
+    "Standardization")."""
+    if likelihood != "gaussian":
+        return False
+    return True if standardize == "auto" else bool(standardize)
 
 
 def hidden_sizes(hidden_layer_sizes: Any) -> tuple[int, ...]:
@@ -301,6 +314,7 @@ def check_warm_start(estimator: Any) -> None:
         "latent_dim": estimator.latent_dim_,
         "hidden_layer_sizes": hidden_sizes(estimator.hidden_layer_sizes_),
         "likelihood": estimator.likelihood_,
+        "standardize": estimator.standardize_,
         "binarize": estimator.binarize_,
         "min_variance": module.min_variance,
     }
@@ -310,6 +324,8 @@ def check_warm_start(estimator: Any) -> None:
             continue
         if name == "hidden_layer_sizes":
             value = hidden_sizes(value)
+        elif name == "standardize":  # as resolved: never with the Bernoulli likelihood
+            value = resolve_standardize(value, estimator.likelihood_)
         elif not isinstance(value, str):
             value = type(fitted)(value)  # numpy scalars as the fitted int, float or bool
         if value != fitted:
@@ -420,8 +436,8 @@ def unscaled_warning(X: np.ndarray, likelihood: str) -> str | None:
     """Why real-valued X looks unstandardized for the Gaussian likelihood (None if it
     does not): the features' standard deviations differ by more than a factor of 10,
     or a feature's mean lies more than 10 of its standard deviations from 0. The
-    networks start at unit scale, and on such data training can put every row in one
-    cluster (docs/defaults.md, "Other rules")."""
+    networks start at unit scale, and on such data, unless ``standardize`` scales it,
+    training can put every row in one cluster (docs/defaults.md, "Standardization")."""
     if likelihood != "gaussian" or len(X) < 2:
         return None
     std = X.std(axis=0)
@@ -434,9 +450,10 @@ def unscaled_warning(X: np.ndarray, likelihood: str) -> str | None:
         return None
     return (
         f"X does not look standardized (feature standard deviations from "
-        f"{std[varying].min():.3g} to {std[varying].max():.3g}); the Gaussian likelihood "
-        "expects features of similar scale, and unscaled data can end in one cluster. "
-        "Scale X first, e.g. make_pipeline(StandardScaler(), GMVAEClustering(...))."
+        f"{std[varying].min():.3g} to {std[varying].max():.3g}) and standardize=False "
+        "fits the Gaussian likelihood to it as it is; unscaled data can end in one "
+        "cluster. Leave standardize='auto' (or True), or scale X first, e.g. "
+        "make_pipeline(StandardScaler(), GMVAEClustering(...))."
     )
 
 
@@ -606,6 +623,7 @@ def resolve_config(
     - ``trial_epochs``: see :func:`_trial_epochs`; ``stack_restarts``: :func:`_stacks`
       (on the CPU: the preset's ``stack_on_cpu``);
     - ``variant_params``: see :func:`resolve_variant_params`;
+    - ``standardize``: see :func:`resolve_standardize`;
     - with ``supervision`` (a classifier's labels), ``n_clusters`` (from
       ``clusters_per_class``), ``alpha`` and the batches' labelled rows: see
       :func:`resolve_supervision`; the restarts never stack.
@@ -648,6 +666,7 @@ def resolve_config(
         n_clusters=int(supervised.pop("n_clusters") if supervised else params["n_clusters"]),
         variant=params["variant"],
         likelihood=likelihood,
+        standardize=resolve_standardize(params["standardize"], likelihood),
         latent_dim=int(latent_dim),
         hidden_layer_sizes=hidden,
         binarize=binarize,

@@ -64,6 +64,14 @@ class GMVAEClustering(ClusterMixin, _MixtureVAEBase):
         intensities); ``"gaussian"`` has a learned variance per feature and suits
         standardized real-valued data. ``"auto"``: ``"bernoulli"`` when every value of
         X lies in [0, 1], else ``"gaussian"``.
+    standardize : bool or "auto", default="auto"
+        With the Gaussian likelihood, fit the model to each feature minus its mean,
+        divided by its standard deviation (``mean_``, ``scale_``; scale 1 for a
+        constant feature), as a ``StandardScaler`` in front would, but with the
+        results in the data's own units: ``inverse_transform``, ``sample`` and
+        ``cluster_prototypes`` return rows in the scale of X, and ``score_samples``
+        is a density of X (it includes -sum(log ``scale_``)). Not used with the
+        Bernoulli likelihood. ``"auto"``: True with the Gaussian likelihood.
     binarize : bool or "auto", default="auto"
         With the Bernoulli likelihood, dynamically binarize X during training (x_d
         becomes 1 with probability x_d, anew at every step); inference uses X as
@@ -205,6 +213,14 @@ trial_epochs_, variant_params_
         True when early stopping ended training because the loss stopped improving.
     likelihood_ : str
         The observation model used, ``"bernoulli"`` or ``"gaussian"``.
+    standardize_ : bool
+        Whether the model was fitted to standardized features.
+    mean_ : ndarray of shape (n_features_in_,) or None
+        Per-feature mean of the training data subtracted before the model (None
+        when ``standardize_`` is False).
+    scale_ : ndarray of shape (n_features_in_,) or None
+        Per-feature standard deviation of the training data the model's input is
+        divided by (1 for a constant feature; None when ``standardize_`` is False).
     device_ : str
         The device the networks were trained on and live on.
     history_ : skorch.History

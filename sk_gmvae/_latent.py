@@ -3,8 +3,9 @@ them: the per-row Gaussians of the embedding (``latent_posterior``), decoding
 (``inverse_transform``, ``cluster_prototypes``), sampling (``sample``) and the
 per-cluster Gaussians (``means_``, ``covariances_``).
 
-A mixin of the estimator: it reads the fitted float64 model (``_inference_module_``)
-and the estimator's validation of X, and holds no state of its own.
+A mixin of the estimator: it reads the fitted float64 model (``_inference_module_``),
+the estimator's validation of X and its standardization (``mean_``, ``scale_``: rows it
+returns in the data space are in the units of X), and holds no state of its own.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d
 from ._config import check_float32_range
 from ._inference import decoded_mean, latent_moments, seeded_normal
 from ._model import SEED_MAX
+from ._scaling import to_data
 
 
 def check_positive_int(value: object, name: str) -> None:
@@ -69,7 +71,7 @@ class LatentSpaceMixin:
         Returns
         -------
         X : ndarray of shape (n_samples, n_features)
-            Drawn rows (binary for the Bernoulli likelihood).
+            Drawn rows, in the units of X (binary for the Bernoulli likelihood).
         y : ndarray of shape (n_samples,)
             Their clusters, sorted, as in ``GaussianMixture.sample``.
         """
@@ -78,7 +80,7 @@ class LatentSpaceMixin:
         rng = check_random_state(self.random_state)
         with torch.inference_mode():
             X, y = self._inference_module_.sample(n_samples, rng)
-        return X.cpu().numpy(), y.cpu().numpy()
+        return to_data(X.cpu().numpy(), self.mean_, self.scale_), y.cpu().numpy()
 
     def latent_posterior(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The Gaussians q(z|x, y) of every row and cluster.
@@ -115,7 +117,8 @@ class LatentSpaceMixin:
         Returns
         -------
         X_decoded : ndarray of shape (n_samples, n_features)
-            Decoded means (pixel probabilities for the Bernoulli likelihood).
+            Decoded means, in the units of X (pixel probabilities for the Bernoulli
+            likelihood).
         """
         check_is_fitted(self)
         module = self._inference_module_
@@ -132,7 +135,8 @@ class LatentSpaceMixin:
                 raise ValueError(
                     f"labels must hold one cluster in 0..{module.n_clusters - 1} per row of X."
                 )
-        return decoded_mean(module, Z, labels, torch.float64)
+        decoded = decoded_mean(module, Z, labels, torch.float64)
+        return to_data(decoded, self.mean_, self.scale_)
 
     def cluster_prototypes(self, n_per_cluster: int = 8) -> np.ndarray:
         """What each cluster generates: decoded means E[x | z, y] for z ~ p(z|y).
@@ -149,8 +153,8 @@ class LatentSpaceMixin:
         Returns
         -------
         prototypes : ndarray of shape (n_clusters, n_per_cluster, n_features)
-            Row k holds the decoded means of cluster label k (pixel probabilities for
-            the Bernoulli likelihood).
+            Row k holds the decoded means of cluster label k, in the units of X
+            (pixel probabilities for the Bernoulli likelihood).
         """
         check_is_fitted(self)
         check_positive_int(n_per_cluster, "n_per_cluster")
@@ -159,4 +163,4 @@ class LatentSpaceMixin:
         with torch.inference_mode():
             eps, _ = seeded_normal(module, (n_per_cluster, module.latent_dim), seed, torch.float64)
             means = module.likelihood.mean(module.generate(eps))  # (n, K, D)
-        return means.transpose(0, 1).cpu().numpy()
+        return to_data(means.transpose(0, 1).cpu().numpy(), self.mean_, self.scale_)

@@ -37,9 +37,11 @@ from ._estimator import RESOLVED, GMVAEClustering
 from ._model import LIKELIHOODS, model_class
 from .callbacks import history_records
 
-FORMAT = "sk_gmvae.weights/4"
+FORMAT = "sk_gmvae.weights/5"
 _PARTS = ("params", "fitted", "history", "state_dict", "learning_rates", "output_config")
 _FITTED = ("n_features_in_", "n_iter_", "lower_bound_", "converged_")
+# The standardization of the features (``standardize``): None or tensors.
+_SCALING = ("mean_", "scale_")
 # Not plain values; the loaded estimator has the defaults.
 _UNSAVED = ("callbacks", "optimizer", "net_params")
 
@@ -91,6 +93,9 @@ def save_weights(estimator: GMVAEClustering, path: str | os.PathLike) -> None:
     fitted["weights_"] = torch.as_tensor(estimator.weights_)
     fitted["restarts_"] = [dict(r) for r in estimator.restarts_]
     fitted["labels_"] = torch.as_tensor(estimator.labels_)
+    for name in _SCALING:  # None, or float64 arrays
+        value = getattr(estimator, name)
+        fitted[name] = None if value is None else torch.as_tensor(value)
     fitted["seed"] = int(estimator.net_.random_state)
     if hasattr(estimator, "feature_names_in_"):
         fitted["feature_names_in_"] = [str(f) for f in estimator.feature_names_in_]
@@ -235,6 +240,20 @@ def _check_sizes(params: Mapping[str, Any], fitted: Mapping[str, Any], state: An
         or tuple(weights.shape) != (n_clusters,)
     ):
         raise ValueError(f"labels_ or weights_ do not fit n_clusters={n_clusters}.")
+    mean, scale = (fitted[name] for name in _SCALING)
+    if bool(fitted["standardize_"]):
+        shaped = all(
+            isinstance(t, torch.Tensor) and tuple(t.shape) == (n_features,) for t in (mean, scale)
+        )
+        if (
+            not (shaped and torch.isfinite(mean).all() and torch.isfinite(scale).all())
+            or not (scale > 0).all()
+        ):
+            raise ValueError(
+                f"mean_ and scale_ are not {n_features} finite means and positive scales."
+            )
+    elif mean is not None or scale is not None:
+        raise ValueError("mean_ and scale_ are saved for a model without standardize_.")
     names = fitted.get("feature_names_in_")
     if names is not None and len(names) != n_features:
         raise ValueError(f"feature_names_in_ does not have n_features_in_={n_features} names.")
@@ -302,6 +321,8 @@ def load_weights(path: str | os.PathLike, device: str | torch.device = "auto") -
     fitted["hidden_layer_sizes_"] = hidden_sizes(saved["hidden_layer_sizes_"])
     fitted["labels_"] = saved["labels_"].numpy()
     fitted["weights_"] = saved["weights_"].numpy()
+    for name in _SCALING:
+        fitted[name] = None if saved[name] is None else saved[name].numpy()
     if "feature_names_in_" in saved:
         fitted["feature_names_in_"] = np.asarray(saved["feature_names_in_"], dtype=object)
     try:

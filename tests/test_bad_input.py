@@ -153,15 +153,17 @@ def test_integer_parameters_refuse_bools(name):
         GMVAEClustering(**{**TINY, name: True}).fit(X)
 
 
-def test_unstandardized_real_data_is_flagged_not_clustered_silently():
+def test_unstandardized_real_data_is_standardized_or_flagged():
     rng = np.random.default_rng(0)
     raw = rng.normal(size=(40, 3)) * [0.1, 1.0, 300.0] + [0.0, 5.0, 700.0]  # wine-like
-    with pytest.warns(UserWarning, match="does not look standardized.*StandardScaler"):
-        GMVAEClustering(2, n_init=1, **TINY).fit(raw)
+    # Taken as it is only with standardize=False, and then fit says so.
+    with pytest.warns(UserWarning, match="does not look standardized.*standardize=False"):
+        GMVAEClustering(2, n_init=1, standardize=False, **TINY).fit(raw)
     scaled = (raw - raw.mean(0)) / raw.std(0)
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)
-        GMVAEClustering(2, n_init=1, **TINY).fit(scaled)  # no such warning
+        assert GMVAEClustering(2, n_init=1, **TINY).fit(raw).standardize_  # the default
+        GMVAEClustering(2, n_init=1, standardize=False, **TINY).fit(scaled)  # no such warning
         GMVAEClustering(2, n_init=1, **TINY).fit(rng.uniform(size=(40, 3)))  # Bernoulli
 
 

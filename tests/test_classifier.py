@@ -217,3 +217,25 @@ def test_clustering_ignores_labels_as_before(partly_labelled):
     a = GMVAEClustering(3, **SMALL).fit(X)
     b = GMVAEClustering(3, **SMALL).fit(X, y_partial)
     assert np.array_equal(a.labels_, b.labels_)
+
+
+def test_standardizes_as_the_clustering(partly_labelled):
+    """The shared base standardizes the classifier's features too: on raw units it is
+    the model of a StandardScaler in front, with samples in the units of X."""
+    X, _, y_partial = partly_labelled
+    X_raw = X * np.array([0.01, 1.0, 300.0, 5.0, 2.0]) + np.array([0.0, -4.0, 900.0, 50.0, 1.0])
+    scaler = StandardScaler().fit(X_raw)
+    raw = GMVAEClassifier(**SMALL).fit(X_raw, y_partial)
+    scaled = GMVAEClassifier(standardize=False, **SMALL).fit(scaler.transform(X_raw), y_partial)
+    assert raw.standardize_ and not scaled.standardize_ and scaled.mean_ is None
+    np.testing.assert_array_equal(raw.scale_, scaler.scale_)
+    np.testing.assert_allclose(
+        raw.predict_proba(X_raw), scaled.predict_proba(scaler.transform(X_raw)), atol=1e-6
+    )
+    np.testing.assert_allclose(
+        raw.score_samples(X_raw),
+        scaled.score_samples(scaler.transform(X_raw)) - np.log(scaler.scale_).sum(),
+        rtol=1e-6,
+    )
+    drawn, _ = raw.sample(5)
+    np.testing.assert_allclose(drawn, scaler.inverse_transform(scaled.sample(5)[0]))

@@ -218,7 +218,8 @@ def test_output_configuration_survives(fitted, tmp_path):
 def test_a_loaded_model_trains_on_from_its_learning_rate(tmp_path):
     X, _ = make_blobs(n_samples=40, centers=2, n_features=3, random_state=0)
     params = dict(latent_dim=1, hidden_layer_sizes=(4,), max_epochs=4, n_init=1)
-    est = GMVAEClustering(2, learning_rate_decay=0.5, random_state=0, **params).fit(X)
+    params.update(learning_rate=1e-3, learning_rate_decay=0.5)
+    est = GMVAEClustering(2, random_state=0, **params).fit(X)
     save_weights(est, tmp_path / "m.pt")
     loaded = load_weights(tmp_path / "m.pt", device=est.device_)
     for model in (est, loaded):

@@ -57,10 +57,15 @@ def test_importance_sampled_posterior_matches_quadrature(variant):
         assert np.abs(posterior(module, X, torch.float64) - exact).max() > 0.1
 
 
+def _model_rows(est, X):
+    """X as the fitted model sees it: standardized (``standardize="auto"``)."""
+    return (X - est.mean_) / est.scale_
+
+
 def test_zero_samples_assign_by_q_y_given_x():
     X, _ = make_blobs(n_samples=90, centers=3, n_features=4, random_state=0)
     est = GMVAEClustering(3, random_state=0, n_init=1, **SMALL).fit(X)  # the default: 0
-    q = posterior(float64_copy(est.net_.module_), X, torch.float64)
+    q = posterior(float64_copy(est.net_.module_), _model_rows(est, X), torch.float64)
     np.testing.assert_allclose(est.predict_proba(X), q, rtol=1e-12, atol=1e-12)
 
 
@@ -89,7 +94,7 @@ def test_posterior_samples_set_after_fit_applies_to_predict():
     with pytest.raises(ValueError, match="posterior_samples"):
         clone(est).set_params(posterior_samples="auto").fit(X)  # no "auto" any more
     est.set_params(posterior_samples=0)
-    q = posterior(float64_copy(est.net_.module_), X, torch.float64)
+    q = posterior(float64_copy(est.net_.module_), _model_rows(est, X), torch.float64)
     np.testing.assert_allclose(est.predict_proba(X), q, rtol=1e-12, atol=1e-12)
 
 
@@ -99,7 +104,7 @@ def test_posterior_samples_set_after_fit_apply_to_predict():
     labels, model = est.labels_.copy(), est.predict_proba(X)
     # A number set now switches predict at once, without refitting; labels_ stay.
     est.set_params(posterior_samples=0)
-    q = posterior(float64_copy(est.net_.module_), X, torch.float64)
+    q = posterior(float64_copy(est.net_.module_), _model_rows(est, X), torch.float64)
     np.testing.assert_allclose(est.predict_proba(X), q, rtol=1e-12, atol=1e-12)
     np.testing.assert_array_equal(est.labels_, labels)
     est.set_params(posterior_samples=64)  # back to the value of fit

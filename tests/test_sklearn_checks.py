@@ -12,8 +12,15 @@ CHECKED = [
         GMVAEClustering(variant=v, max_epochs=100, **SMALL)
         for v in ("gmvae", "modified_m2", "m2", "vade")
     ],
-    # One training of 40 epochs (about 80 steps) instead of four restarts' trials.
-    GMVAEClustering(variant="dilokthanakul", max_epochs=40, n_init=1, **SMALL),
+    # One training of 40 epochs (about 80 steps) instead of four restarts' trials, and
+    # a latent of 2 in a layer of 32: its mean-field q(y|x), which assigns the rows,
+    # separated check_clustering's blobs in 1-D only for some seeds (ARI 0.43-0.57).
+    GMVAEClustering(
+        variant="dilokthanakul",
+        max_epochs=40,
+        n_init=1,
+        **{**SMALL, "latent_dim": 2, "hidden_layer_sizes": (32,)},
+    ),
 ]
 
 

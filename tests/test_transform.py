@@ -249,7 +249,7 @@ def test_verbose_1_logs_plain_lines_when_not_a_terminal(blobs, capsys):
 def test_verbose_1_shows_the_trials_then_the_kept_restart_going_on(blobs, capsys):
     X, _ = blobs
     params = dict(random_state=0, verbose=1, n_init=2, trial_epochs=4, **SMALL)
-    GMVAEClustering(3, **{**params, "max_epochs": 20}).fit(X)
+    GMVAEClustering(3, stack_restarts=False, **{**params, "max_epochs": 20}).fit(X)
     epochs = [line.split()[2] for line in capsys.readouterr().err.strip().splitlines()]
     # Two trials of 4 epochs, then the kept one from epoch 5 (a line every 2) to 20.
     assert epochs == ["1/4", "2/4", "3/4", "4/4"] * 2 + [f"{e}/20" for e in range(6, 21, 2)]

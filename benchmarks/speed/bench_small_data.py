@@ -4,6 +4,7 @@ of both, in one run; and ``check_estimator`` on the defaults, per variant.
     python -m benchmarks.speed.bench_small_data                      # digits, iris, wine
     python -m benchmarks.speed.bench_small_data --seeds 0 1 2 3 4 5
     python -m benchmarks.speed.bench_small_data --check-estimator    # + sklearn's checks
+    python -m benchmarks.speed.bench_small_data --previous   # + the defaults before #25
 
 For every data set and seed it fits, on the same rows, ``GaussianMixture(k,
 covariance_type="full")``, ``KMeans(k, n_init=10)`` and ``GMVAEClustering(k)`` with its
@@ -40,19 +41,32 @@ from sk_gmvae.metrics import clustering_report
 K = {"digits": 10, "iris": 3, "wine": 3, "blobs": 3, "blobs5d": 4}
 
 
-def _methods(k: int, seed: int) -> dict:
-    return {
+# The defaults before issue #25 (3,600 steps at 1e-3, restarts one after another, rows
+# assigned by 64 importance draws), for --previous.
+PREVIOUS = dict(learning_rate=1e-3, stack_restarts=False, posterior_samples=64)
+
+
+def _methods(k: int, seed: int, n_samples: int, previous: bool) -> dict:
+    methods = {
         "GaussianMixture": GaussianMixture(k, covariance_type="full", random_state=seed),
         "KMeans": KMeans(k, n_init=10, random_state=seed),
         "GMVAEClustering": GMVAEClustering(k, random_state=seed),
     }
+    if previous:
+        epochs = -(-3600 // -(-n_samples // 100))  # ceil(3600 / ceil(n / 100))
+        methods["GMVAEClustering, previous defaults"] = GMVAEClustering(
+            k, random_state=seed, max_epochs=epochs, **PREVIOUS
+        )
+    return methods
 
 
-def _time_fits(name: str, X: np.ndarray, y: np.ndarray, scale: bool, seeds: list[int]) -> None:
+def _time_fits(
+    name: str, X: np.ndarray, y: np.ndarray, scale: bool, seeds: list[int], previous: bool
+) -> None:
     k = K[name]
     figures: dict[str, dict[str, list[float]]] = {}
     for seed in seeds:
-        for method, estimator in _methods(k, seed).items():
+        for method, estimator in _methods(k, seed, len(X), previous).items():
             model = make_pipeline(StandardScaler(), estimator) if scale else estimator
             start = time.perf_counter()
             labels = model.fit_predict(X)
@@ -86,10 +100,13 @@ def _time_checks() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--datasets", nargs="+", default=["digits", "iris", "wine"])
+    parser.add_argument("--datasets", nargs="*", default=["digits", "iris", "wine"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--threads", type=int, default=None, help="torch threads")
     parser.add_argument("--check-estimator", action="store_true")
+    parser.add_argument(
+        "--previous", action="store_true", help="also the defaults before issue #25"
+    )
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -98,7 +115,7 @@ def main(argv: list[str] | None = None) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # e.g. KMeans's memory-leak notice on Windows
         for name, (X, y, scale) in load_datasets(args.datasets, 0).items():
-            _time_fits(name, X, y, scale, args.seeds)
+            _time_fits(name, X, y, scale, args.seeds, args.previous)
     if args.check_estimator:
         _time_checks()
 

@@ -107,10 +107,15 @@ _ESTIMATOR_OPTIONS: dict[str, tuple[Sequence[str], dict[str, Any], str]] = {
     "max_epochs": (
         ["--max-epochs", "--epochs"],
         {"type": _or_auto(positive_int)},
-        "passes over the training rows (auto: as many as make 3,600 optimizer steps)",
+        "passes over the training rows (auto: as many as make 2,400 optimizer steps, at most "
+        "600 passes, below 10,000 rows; 3,600 steps from 10,000)",
     ),
     "batch_size": (["--batch-size"], {"type": positive_int}, "rows per optimizer step"),
-    "learning_rate": (["--learning-rate"], {"type": positive_float}, "Adam's step size"),
+    "learning_rate": (
+        ["--learning-rate"],
+        {"type": _or_auto(positive_float)},
+        "Adam's step size (auto: 1e-2 x sqrt(batch size / rows) within [1e-3, 1e-2])",
+    ),
     "learning_rate_decay": (
         ["--learning-rate-decay"],
         {"type": _decay},
@@ -136,6 +141,12 @@ _ESTIMATOR_OPTIONS: dict[str, tuple[Sequence[str], dict[str, Any], str]] = {
         ["--binarize"],
         {"choices": list(_AUTO_YES_NO)},
         "dynamic binarization of data in [0, 1] (auto: from 10,000 rows)",
+    ),
+    "standardize": (
+        ["--standardize"],
+        {"choices": list(_AUTO_YES_NO)},
+        "fit real-valued data standardized per column, results in its own units "
+        "(auto: yes with the Gaussian likelihood)",
     ),
     "n_init": (
         ["--n-init"],
@@ -202,7 +213,7 @@ def estimator_params(args: argparse.Namespace) -> dict[str, Any]:
     """The ``GMVAEClustering`` keyword arguments of the estimator options in ``args``
     (those :func:`add_estimator_options` added to the command's parser)."""
     params = {p: getattr(args, p) for p in _ESTIMATOR_OPTIONS if hasattr(args, p)}
-    for param in ("binarize", "cuda_graph"):
+    for param in ("binarize", "standardize", "cuda_graph"):
         if param in params:
             params[param] = auto_yes_no(params[param])
     engine = {p: params.pop(p) for p in _ENGINE_DEFAULTS if p in params}

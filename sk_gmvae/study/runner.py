@@ -28,6 +28,7 @@ import torch
 from skorch.callbacks import Callback
 
 from .._estimator import GMVAEClustering
+from .._scaling import to_model
 from .._stacked import PerRestart
 from .._training import Run, build_net, restart_seeds
 from ..callbacks import ClusteringMonitor, CSVHistoryLogger, RunCheckpoint, read_csv
@@ -318,8 +319,12 @@ class _Study:
         """Train (or resume) the runs of ``seeds``, all at epoch ``start``, as one
         stacked model; each run's own callbacks follow it (``PerRestart``)."""
         self._announce([f"{variant}-seed{s}" for s in seeds], start)
-        # The seeds' fits share one configuration (only random_state differs).
-        _, config = self._estimator(variant, seeds[0], start)._configure(self.X_train)
+        # The seeds' fits share one configuration (only random_state differs), and
+        # the training data in the model's space (standardized if the fits would be).
+        probe = self._estimator(variant, seeds[0], start)
+        X_checked, config = probe._configure(self.X_train)
+        scaling = probe._scaling(X_checked, config)
+        X_model = to_model(X_checked, *scaling)
         net_seeds = [restart_seeds(seed, 1)[0] for seed in seeds]  # as the estimator's
         lone = [build_net(replace(config, callbacks=()), seed) for seed in net_seeds]
         for net in lone:
@@ -328,7 +333,7 @@ class _Study:
         stacked = build_net(config, net_seeds)
         stacked.callbacks = [*stacked.callbacks, ("per_restart", follow), self._stopping()]
         stacked.initialize()
-        X = torch.tensor(self.X_train, dtype=torch.float32, device=config.device)
+        X = torch.tensor(X_model, dtype=torch.float32, device=config.device)
         follow.resume(stacked, X)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", "Training was interrupted")
@@ -340,9 +345,9 @@ class _Study:
             # Each run becomes the fitted estimator of its seed, as if it had trained
             # alone (labels in the same order, the same prototypes).
             est = self._estimator(variant, seed, start)
-            X_checked, config = est._configure(self.X_train)
+            _, config = est._configure(self.X_train)
             run = Run(net, start, self.epochs - start)
-            self._save(est._adopt(run, X_checked, config), variant, seed)
+            self._save(est._adopt(run, X_model, config, scaling=scaling), variant, seed)
 
     def _save(self, est: Any, variant: str, seed: int) -> None:
         if self.prototypes:
