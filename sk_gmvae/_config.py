@@ -134,6 +134,15 @@ class FitConfig:
     variant_params: Mapping[str, Any] = field(default_factory=dict)
     init: str = "random"
     pretrain_steps: int = 0
+    # Semi-supervised training (GMVAEClassifier; 0 classes: none), see resolve_supervision.
+    n_classes: int = 0
+    labelled_per_batch: int | None = None
+    classification_weight: float = 0.0
+
+    @property
+    def clusters_per_class(self) -> int:
+        """Clusters of each class (cluster k belongs to class k // m); 0 without classes."""
+        return self.n_clusters // self.n_classes if self.n_classes else 0
 
     @property
     def checkpoints_runs(self) -> bool:
@@ -315,7 +324,7 @@ def check_warm_start(estimator: Any) -> None:
         "min_variance": module.min_variance,
     }
     for name, fitted in built.items():
-        value = getattr(estimator, name)
+        value = getattr(estimator, name, "auto")  # a classifier has no n_clusters
         if isinstance(value, str) and value == "auto":
             continue
         if name == "hidden_layer_sizes":
@@ -582,8 +591,61 @@ def check_trainable(config: FitConfig) -> None:
                 )
 
 
+@dataclass(frozen=True)
+class Supervision:
+    """What a classifier's labels tell the config: ``n_classes`` classes and
+    ``n_labelled`` labelled rows (the others carry -1)."""
+
+    n_classes: int
+    n_labelled: int
+
+
+def labelled_rows_per_batch(
+    n_labelled: int, n_samples: int, batch_size: int, share: float
+) -> int | None:
+    """Labelled rows in every batch when they are oversampled, or None for plain
+    shuffled batches: oversampled, each batch holds round(share * batch_size) of them
+    (at least 1, and at least one unlabelled row), when labelled rows are rarer than
+    ``share`` among the ``n_samples`` and some rows are unlabelled."""
+    if n_labelled >= n_samples or n_labelled / n_samples >= share or batch_size < 2:
+        return None
+    return int(min(batch_size - 1, max(1, round(share * batch_size))))
+
+
+def resolve_supervision(
+    params: Mapping[str, Any], n_samples: int, supervision: Supervision
+) -> dict[str, Any]:
+    """The FitConfig fields of semi-supervised training (docs/semi_supervised.md).
+
+    ``n_clusters`` is ``clusters_per_class`` (m) times the classes (cluster k belongs
+    to class k // m). ``alpha="auto"`` is Kingma et al.'s 0.1 N. Their objective
+    J + alpha E_l[-log q(y|x)], J the ELBO summed over the N rows (y observed on the
+    N_l labelled ones), gives each labelled row the loss -ELBO - (alpha / N_l)
+    log q(y|x): that is the classification weight. A batch's loss is the mean of its
+    rows' losses; the labelled rows, oversampled (:func:`labelled_rows_per_batch`),
+    count as often as they are drawn.
+    """
+    n_classes, n_labelled = supervision.n_classes, supervision.n_labelled
+    n_clusters = int(params["clusters_per_class"]) * n_classes
+    alpha = params["alpha"]
+    alpha = 0.1 * n_samples if alpha == "auto" else float(alpha)
+    return {
+        "n_clusters": n_clusters,
+        "n_classes": n_classes,
+        "labelled_per_batch": labelled_rows_per_batch(
+            n_labelled, n_samples, int(params["batch_size"]), float(params["labelled_share"])
+        ),
+        "classification_weight": alpha / n_labelled,
+    }
+
+
 def resolve_config(
-    params: Mapping[str, Any], n_samples: int, n_features: int, likelihood: str, device: str
+    params: Mapping[str, Any],
+    n_samples: int,
+    n_features: int,
+    likelihood: str,
+    device: str,
+    supervision: Supervision | None = None,
 ) -> FitConfig:
     """The :class:`FitConfig` of an estimator with parameters ``params`` (its
     ``get_params()``) on data of ``n_samples`` rows and ``n_features`` columns, with the
@@ -605,7 +667,10 @@ def resolve_config(
       (on the CPU: the preset's ``stack_on_cpu``);
     - ``init``, ``pretrain_steps``: see :func:`resolve_init`;
     - ``variant_params``: see :func:`resolve_variant_params`;
-    - ``standardize``: see :func:`resolve_standardize`.
+    - ``standardize``: see :func:`resolve_standardize`;
+    - with ``supervision`` (a classifier's labels), ``n_clusters`` (from
+      ``clusters_per_class``), ``alpha`` and the batches' labelled rows: see
+      :func:`resolve_supervision`; the restarts never stack.
     """
     data = preset(n_samples)
     if isinstance(params["hidden_layer_sizes"], str):
@@ -642,9 +707,10 @@ def resolve_config(
     init, pretrain_steps = resolve_init(
         params.get("init", "random"), params.get("pretrain_steps", "auto"), params["variant"]
     )
+    supervised = {} if supervision is None else resolve_supervision(params, n_samples, supervision)
     return FitConfig(
         n_features=int(n_features),
-        n_clusters=int(params["n_clusters"]),
+        n_clusters=int(supervised.pop("n_clusters") if supervised else params["n_clusters"]),
         variant=params["variant"],
         likelihood=likelihood,
         standardize=resolve_standardize(params["standardize"], likelihood),
@@ -671,7 +737,8 @@ def resolve_config(
         n_init=int(n_init),
         trial_epochs=trial,
         restart_selection=params["restart_selection"],
-        stack_restarts=_stacks(params, int(n_init), device, data.stack_on_cpu, init),
+        stack_restarts=supervision is None
+        and _stacks(params, int(n_init), device, data.stack_on_cpu, init),
         callbacks=callbacks,
         net_params=dict(params["net_params"] or {}),
         variant_params=resolve_variant_params(
@@ -679,4 +746,5 @@ def resolve_config(
         ),
         init=init,
         pretrain_steps=pretrain_steps,
+        **supervised,
     )

@@ -1,87 +1,24 @@
-"""``GMVAEClustering``: the scikit-learn estimator (parameters, validation, sklearn contract)."""
+"""``GMVAEClustering``: the scikit-learn clustering estimator (its docstring, ``fit`` and
+what it predicts; the rest is shared with ``GMVAEClassifier`` in ``_base``)."""
 
 from __future__ import annotations
 
-import dataclasses
 import warnings
-from collections.abc import Mapping, Sequence
-from numbers import Integral, Real
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-import torch
-from sklearn.base import (
-    BaseEstimator,
-    ClassNamePrefixFeaturesOutMixin,
-    ClusterMixin,
-    TransformerMixin,
-    _fit_context,
-)
+from sklearn.base import ClusterMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted, validate_data
-from skorch.history import History
+from sklearn.utils import Tags
 
-from ._config import (
-    FitConfig,
-    check_fitted_domain,
-    check_float32_range,
-    check_n_samples,
-    check_parameters,
-    check_trainable,
-    check_warm_start,
-    hidden_sizes,
-    resolve_config,
-    resolve_device,
-    resolve_likelihood,
-    unscaled_warning,
-)
-from ._inference import (
-    elbo,
-    float64_copy,
-    latent_mean,
-    model_posterior,
-    posterior,
-)
-from ._interrupt import ctrl_c
-from ._latent import LatentSpaceMixin
-from ._model import ALL_VARIANTS
-from ._scaling import feature_scaling, log_jacobian, to_model
-from ._start import INIT_METHODS
-from ._training import (
-    RESTART_CRITERIA,
-    SEED_MAX,
-    Restarts,
-    Run,
-    build_net,
-    keep_best,
-    restart_seeds,
-    train_run,
-)
+from ._base import RESOLVED, _MixtureVAEBase
+from ._config import FitConfig
 
-# The fitted attributes that record a resolved "auto" parameter, and the FitConfig
-# field each one holds.
-RESOLVED = {
-    "hidden_layer_sizes_": "hidden_layer_sizes",
-    "latent_dim_": "latent_dim",
-    "binarize_": "binarize",
-    "entropy_weight_": "entropy_weight",
-    "n_init_": "n_init",
-    "trial_epochs_": "trial_epochs",
-    "likelihood_": "likelihood",
-    "standardize_": "standardize",
-    "variant_params_": "variant_params",
-}
+__all__ = ["RESOLVED", "GMVAEClustering"]
 
 
-class GMVAEClustering(
-    LatentSpaceMixin,
-    ClassNamePrefixFeaturesOutMixin,
-    TransformerMixin,
-    ClusterMixin,
-    BaseEstimator,
-):
+class GMVAEClustering(ClusterMixin, _MixtureVAEBase):
     """Clustering with a mixture variational autoencoder (M2, modified M2, GMVAE, VaDE or
     Dilokthanakul et al.'s two-layer GMVAE).
 
@@ -161,14 +98,28 @@ class GMVAEClustering(
         VaDE's start (``variant="vade"`` only): the first ``pretrain_epochs`` of the
         ``max_epochs`` train without the z-term, then a diagonal ``GaussianMixture``
         fitted to the codes E[z|x] starts the mixture prior (``GMMPriorInit``). 0: none.
+    init : {"auto", "random", "autoencoder", "umap"}, default="auto"
+        How the mixture starts. ``"random"``: from the random weights (the study's).
+        ``"autoencoder"``: the encoder and decoder first train as an autoencoder for
+        ``pretrain_steps`` steps, a diagonal ``GaussianMixture`` on its codes gives the
+        first assignment, which starts the per-cluster prior (``gmvae``, ``vade``) and
+        q(y|x). ``"umap"``: the same, the first assignment from a full-covariance
+        ``GaussianMixture`` on a 10-D UMAP of the codes (needs ``sk_gmvae[umap]``). A
+        start whose pre-training learned nothing is not used, with a warning. Not with
+        ``variant="dilokthanakul"`` or ``pretrain_epochs``. ``"auto"``: ``"random"``.
+    pretrain_steps : int or "auto", default="auto"
+        Optimizer steps of a pre-trained start's autoencoder. ``"auto"``: 2,000 (0 for
+        the random start).
     max_epochs : int or "auto", default="auto"
-        Number of passes over the training data. ``"auto"``: as many as take 1,200
-        optimizer steps below 10,000 training rows, 3,600 from 10,000.
+        Number of passes over the training data. ``"auto"``: as many as take 2,400
+        optimizer steps (at most 600 passes) below 10,000 training rows, 3,600 from
+        10,000.
     batch_size : int, default=100
         Rows per optimization step.
     learning_rate : float or "auto", default="auto"
-        Step size of the optimizer (skorch's ``lr``). ``"auto"``: 1e-2 below 10,000
-        training rows, 1e-3 (the study's) from 10,000.
+        Step size of the optimizer (skorch's ``lr``). ``"auto"``: 1e-2 x
+        sqrt(batch_size / n_samples), within [1e-3, 1e-2] (the study's 1e-3 from
+        10,000 training rows with batches of 100).
     learning_rate_decay : float in (0, 1], default=1.0
         Ratio of the final learning rate to ``learning_rate``: after epoch e the rate is
         ``learning_rate * decay ** (e / max_epochs)``. 1 keeps it constant.
@@ -347,151 +298,6 @@ trial_epochs_, variant_params_
     ((200,), (200, 3))
     """
 
-    _parameter_constraints: dict = {
-        "n_clusters": [Interval(Integral, 1, None, closed="left")],
-        "variant": [StrOptions(set(ALL_VARIANTS))],
-        "variant_params": [dict, None],
-        "latent_dim": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
-        "hidden_layer_sizes": [
-            Interval(Integral, 1, None, closed="left"),
-            "array-like",
-            StrOptions({"auto"}),
-        ],
-        "likelihood": [StrOptions({"auto", "bernoulli", "gaussian"})],
-        "standardize": ["boolean", StrOptions({"auto"})],
-        "binarize": ["boolean", StrOptions({"auto"})],
-        "min_variance": [Interval(Real, 0, None, closed="left")],
-        "beta": [Interval(Real, 0, None, closed="left")],
-        "eta": [Interval(Real, 0, None, closed="left")],
-        "entropy_weight": [Interval(Real, None, None, closed="neither"), StrOptions({"auto"})],
-        "kl_warmup": [Interval(Real, 0, None, closed="left")],
-        "pretrain_epochs": [Interval(Integral, 0, None, closed="left")],
-        "init": [StrOptions({"auto", *INIT_METHODS})],
-        "pretrain_steps": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
-        "max_epochs": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
-        "learning_rate": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
-        "learning_rate_decay": [Interval(Real, 0, 1, closed="right")],
-        "optimizer": [callable],
-        "net_params": [dict, None],
-        "n_init": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
-        "trial_epochs": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"}), None],
-        "restart_selection": [StrOptions(set(RESTART_CRITERIA))],
-        "posterior_samples": [Interval(Integral, 0, None, closed="left")],
-        "stack_restarts": ["boolean", StrOptions({"auto"})],
-        "tol": [Interval(Real, 0, None, closed="left"), None],
-        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
-        "validation_fraction": [Interval(Real, 0, 1, closed="neither"), None],
-        "max_grad_norm": [Interval(Real, 0, None, closed="neither"), None],
-        "callbacks": [list, None],
-        "device": [str, torch.device],
-        "random_state": ["random_state"],
-        "verbose": ["verbose"],
-        "warm_start": ["boolean"],
-    }
-
-    def __init__(
-        self,
-        n_clusters: int = 10,
-        *,
-        variant: str = "gmvae",
-        variant_params: dict | None = None,
-        latent_dim: int | str = "auto",
-        hidden_layer_sizes: int | tuple[int, ...] | str = "auto",
-        likelihood: str = "auto",
-        standardize: bool | str = "auto",
-        binarize: bool | str = "auto",
-        min_variance: float = 0.0,
-        beta: float = 1.0,
-        eta: float = 1.0,
-        entropy_weight: float | str = "auto",
-        kl_warmup: float = 0.0,
-        pretrain_epochs: int = 0,
-        init: str = "auto",
-        pretrain_steps: int | str = "auto",
-        max_epochs: int | str = "auto",
-        batch_size: int = 100,
-        learning_rate: float | str = "auto",
-        learning_rate_decay: float = 1.0,
-        optimizer: type[torch.optim.Optimizer] = torch.optim.Adam,
-        net_params: dict | None = None,
-        n_init: int | str = "auto",
-        trial_epochs: int | str | None = "auto",
-        restart_selection: str = "mutual_information",
-        posterior_samples: int = 0,
-        stack_restarts: bool | str = "auto",
-        tol: float | None = None,
-        n_iter_no_change: int = 10,
-        validation_fraction: float | None = None,
-        max_grad_norm: float | None = None,
-        callbacks: list | None = None,
-        device: str | torch.device = "auto",
-        random_state: int | np.random.RandomState | None = None,
-        verbose: int = 0,
-        warm_start: bool = False,
-    ) -> None:
-        self.n_clusters = n_clusters
-        self.variant = variant
-        self.variant_params = variant_params
-        self.latent_dim = latent_dim
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.likelihood = likelihood
-        self.standardize = standardize
-        self.binarize = binarize
-        self.min_variance = min_variance
-        self.beta = beta
-        self.eta = eta
-        self.entropy_weight = entropy_weight
-        self.kl_warmup = kl_warmup
-        self.pretrain_epochs = pretrain_epochs
-        self.init = init
-        self.pretrain_steps = pretrain_steps
-        self.max_epochs = max_epochs
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.learning_rate_decay = learning_rate_decay
-        self.optimizer = optimizer
-        self.net_params = net_params
-        self.n_init = n_init
-        self.trial_epochs = trial_epochs
-        self.restart_selection = restart_selection
-        self.posterior_samples = posterior_samples
-        self.stack_restarts = stack_restarts
-        self.tol = tol
-        self.n_iter_no_change = n_iter_no_change
-        self.validation_fraction = validation_fraction
-        self.max_grad_norm = max_grad_norm
-        self.callbacks = callbacks
-        self.device = device
-        self.random_state = random_state
-        self.verbose = verbose
-        self.warm_start = warm_start
-
-    # ------------------------------------------------------------------ validation
-
-    def _configure(self, X: Any, continuing: bool = False) -> tuple[np.ndarray, FitConfig]:
-        """X validated and the fit's :class:`FitConfig` (every ``"auto"`` resolved for
-        X), or a ``ValueError`` for settings that cannot train as asked. Continuing a
-        fit (``warm_start``) keeps the fitted device and likelihood."""
-        self._validate_params()  # as fit's _fit_context does; for callers outside fit
-        check_parameters(self.get_params(), type(self).__name__, self._parameter_constraints)
-        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=not continuing)
-        check_float32_range(X)
-        check_n_samples(int(self.n_clusters), len(X))
-        if continuing:
-            check_warm_start(self)
-            check_fitted_domain(X, self.likelihood_)
-            device, likelihood = self.device_, self.likelihood_
-        else:
-            device = str(resolve_device(self.device))
-            likelihood = resolve_likelihood(self.likelihood, X)
-        config = resolve_config(self.get_params(), *X.shape, likelihood, device)
-        if not continuing:
-            check_trainable(config)
-        return X, config
-
-    # ------------------------------------------------------------------ training
-
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X: np.ndarray, y: object = None) -> GMVAEClustering:
         """Train the mixture VAE on X and cluster it.
@@ -510,183 +316,37 @@ trial_epochs_, variant_params_
         """
         continuing = self.warm_start and hasattr(self, "net_")
         X, config = self._configure(X, continuing)
-        if not config.standardize and (message := unscaled_warning(X, config.likelihood)):
-            warnings.warn(message, UserWarning, stacklevel=3)
-        # The model's data: standardized with the training data's statistics (a warm
-        # start keeps the fitted ones, in which its networks were trained).
-        scaling = self._scaling(X, config, continuing)
-        X = to_model(X, *scaling)
-        # The training data go to the device once; batches are slices of it.
-        X_train = torch.tensor(X, dtype=torch.float32, device=config.device)
-        # Every random draw of training comes from the nets' own generators, seeded here.
-        seeds = restart_seeds(self.random_state, 1 if continuing else config.n_init)
-        # Ctrl-C ends the training (skorch stops on KeyboardInterrupt), the model kept
-        # is assembled, then KeyboardInterrupt goes on to stop the program.
-        with ctrl_c() as interrupt:
-            if continuing:
-                self.net_.reseed(seeds[0])  # a new random stream for these epochs
-                run = train_run(self.net_, X_train, epochs=config.max_epochs)
-                runs, scores = [run], [{"seed": seeds[0], "lower_bound": run.final_elbo}]
-                config = self._fitted_config(config)
-            else:
-                restarts = Restarts(config, seeds)
-                runs = restarts.fit(X_train)
-                kept, scores = keep_best(runs, config.restart_selection, X)
-                run = restarts.finish(runs, kept, X_train)
-            interrupt.training = False  # a first Ctrl-C from here waits for the model
-            self._adopt(run, X, config, scores, scaling)
-        messages = run.warnings(config.tol, len(runs), len(seeds))
-        if interrupt.received:
-            stopped = (
-                f"{type(self).__name__}.fit stopped by Ctrl-C; it is fitted with the model kept."
-            )
-            raise KeyboardInterrupt(" ".join([stopped, *messages]))
-        for message in messages:
-            warnings.warn(message, ConvergenceWarning, stacklevel=3)
+        config = self._train(X, config, continuing)
         found = len(np.unique(self.labels_))
         if found < config.n_clusters:
             warnings.warn(
                 f"Number of distinct clusters ({found}) found smaller than n_clusters "
                 f"({config.n_clusters}); the other clusters were left empty.",
                 ConvergenceWarning,
-                stacklevel=3,
+                stacklevel=2,
             )
         return self
 
-    def _scaling(
-        self, X: np.ndarray, config: FitConfig, continuing: bool = False
-    ) -> tuple[np.ndarray | None, np.ndarray | None]:
-        """The ``(mean_, scale_)`` of a fit on the validated X with ``config``: the
-        features' means and standard deviations when it standardizes, else
-        ``(None, None)``; a warm start keeps the fitted ones."""
-        if continuing:
-            return self.mean_, self.scale_
-        return feature_scaling(X) if config.standardize else (None, None)
+    def __sklearn_tags__(self) -> Tags:
+        tags = super().__sklearn_tags__()
+        # ClusterMixin, first in the bases, empties the list; transform returns float64
+        # whatever the dtype of X, so float64 is preserved.
+        tags.transformer_tags.preserves_dtype = ["float64"]
+        return tags
 
-    def _fitted_config(self, config: FitConfig) -> FitConfig:
-        """``config`` with the resolved values of the fitted model (a warm start keeps
-        its architecture and assignment rule)."""
-        kept = {f: getattr(self, name) for name, f in RESOLVED.items()}
-        return dataclasses.replace(config, **kept)
-
-    def _adopt(
-        self,
-        run: Run,
-        X: np.ndarray,
-        config: FitConfig,
-        scores: list[dict] | None = None,
-        scaling: tuple[np.ndarray | None, np.ndarray | None] = (None, None),
-    ) -> GMVAEClustering:
-        """Make the trained ``run`` (on the rows X of the model's space, with
-        ``config`` and the standardization ``scaling``, ``(mean_, scale_)``) this
-        estimator's fitted model: number its clusters by decreasing size on X, label
-        X, and set the fitted attributes. ``fit`` ends here, and so does a run trained
-        elsewhere (the study's stacked seeds)."""
-        net = run.net
-        # Number clusters by decreasing size on the training data, so that the labels
-        # in use are 0..m-1 whatever clusters the model left empty: the model itself is
-        # renumbered (its weights and optimizer state), as GaussianMixture's means_ are
-        # stored in label order. One pass of inference: new cluster k is old order[k].
-        proba = self._proba(X, float64_copy(net.module_))
+    def _cluster_order(self, proba: np.ndarray, config: FitConfig) -> np.ndarray:
+        """Clusters by decreasing size on the training data, so that the labels in use
+        are 0..m-1 whatever clusters the model left empty."""
         counts = np.bincount(proba.argmax(axis=1), minlength=config.n_clusters)
-        order = np.argsort(-counts, kind="stable")
-        net.permute_clusters(order)
-        proba = proba[:, order]
-        fitted = {name: getattr(config, field) for name, field in RESOLVED.items()}
-        fitted.update(
-            mean_=scaling[0],
-            scale_=scaling[1],
-            labels_=proba.argmax(axis=1),
-            weights_=proba.mean(axis=0),
-            lower_bound_=run.final_elbo,
-            n_iter_=run.epochs,
-            converged_=run.stopped_early,
-            restarts_=scores
-            if scores is not None
-            else [{"seed": int(net.random_state), "lower_bound": run.final_elbo}],
-        )
-        return self._assemble(net, fitted)
+        return np.argsort(-counts, kind="stable")
 
-    def _assemble(self, net: Any, fitted: Mapping[str, Any]) -> GMVAEClustering:
-        """The one assembler of a fitted estimator: the trained ``net`` and the
-        ``fitted`` attributes (``labels_``, ``weights_``, the resolved values, ...)
-        become this estimator's state, with the float64 copy of the model that
-        inference uses. ``fit`` (through ``_adopt``), unpickling and
-        ``persistence.load_weights`` all end here."""
-        self.__dict__.update(fitted)
-        self.net_, self.history_ = net, net.history
-        # skorch maps a net pickled on a GPU to the CPU where CUDA is missing; follow it.
-        self.device_ = str(net.device)
-        self._inference_module_ = float64_copy(net.module_)
-        return self
+    def _fitted_from_proba(self, proba: np.ndarray) -> dict[str, Any]:
+        return {"labels_": proba.argmax(axis=1), "weights_": proba.mean(axis=0)}
 
-    def _restore(
-        self,
-        fitted: Mapping[str, Any],
-        state_dict: Mapping[str, torch.Tensor],
-        history: Sequence[dict],
-        seed: int,
-        device: str = "auto",
-    ) -> GMVAEClustering:
-        """This (unfitted) estimator as the fitted one whose ``fitted`` attributes,
-        module weights, history and training seed were saved (``persistence``): the net
-        is rebuilt from the parameters and the saved resolved values, on ``device``."""
-        resolved = str(resolve_device(device))
-        n_samples, n_features = len(fitted["labels_"]), int(fitted["n_features_in_"])
-        config = resolve_config(
-            self.get_params(), n_samples, n_features, fitted["likelihood_"], resolved
-        )
-        saved = {field: fitted[name] for name, field in RESOLVED.items() if name in fitted}
-        saved["hidden_layer_sizes"] = hidden_sizes(saved["hidden_layer_sizes"])
-        net = build_net(dataclasses.replace(config, **saved), seed)
-        net.initialize()
-        net.module_.load_state_dict(state_dict)
-        net.history = History(list(history))
-        return self._assemble(net, fitted)
-
-    # ------------------------------------------------------------------ fitted state
-
-    @property
-    def lower_bounds_(self) -> np.ndarray:
-        """Mean training ELBO (nats) of every epoch, (n_iter_,)."""
-        check_is_fitted(self)
-        return np.array([row.get("train_elbo", np.nan) for row in self.history_], dtype=float)
-
-    @property
-    def _n_features_out(self) -> int:
-        """Columns of ``transform``'s output (for ``get_feature_names_out``)."""
-        return self.net_.module_.latent_dim
-
-    def __getstate__(self) -> dict:
-        state = dict(super().__getstate__())  # object.__getstate__ may give __dict__ itself
-        state.pop("_inference_module_", None)  # a copy of net_'s module, rebuilt on load
-        return state
-
-    def __setstate__(self, state: dict) -> None:
-        super().__setstate__(state)
-        if "net_" in self.__dict__:
-            self._assemble(self.net_, {})
+    def _training_rows(self, fitted: Mapping[str, Any]) -> int:
+        return len(fitted["labels_"])
 
     # ------------------------------------------------------------------ inference
-
-    def _proba(self, X: np.ndarray, module: torch.nn.Module | None = None) -> np.ndarray:
-        """The cluster probabilities of every row, in float64: q(y|x), or the model's
-        p(y|x) from ``posterior_samples`` importance draws (also when set after fit)."""
-        module = module or self._inference_module_
-        samples = int(self.posterior_samples)
-        if samples:
-            return model_posterior(module, X, samples, torch.float64)
-        return posterior(module, X, torch.float64)
-
-    def _validate_for_inference(self, X: np.ndarray) -> np.ndarray:
-        """X checked as every inference method takes it: fitted, the training's features,
-        values within float32's range, and for a Bernoulli model in [0, 1]; returned
-        in the model's space (standardized as the training data were)."""
-        check_is_fitted(self)
-        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
-        check_fitted_domain(X, self.likelihood_)
-        check_float32_range(X)
-        return to_model(X, self.mean_, self.scale_)
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """Posterior cluster probabilities: p(y|x) (``posterior_samples`` > 0) or q(y|x).
@@ -719,35 +379,6 @@ trial_epochs_, variant_params_
         """
         return self.predict_proba(X).argmax(axis=1)
 
-    def score_samples(self, X: np.ndarray) -> np.ndarray:
-        """Per-row evidence lower bound, ELBO(x) <= log p(x), in nats.
-
-        The expectation over z is a one-sample Monte Carlo estimate whose noise is drawn
-        from ``random_state`` (the same for every call when it is an int); y is summed
-        out exactly. The weights ``beta``, ``eta`` and ``entropy_weight`` do not enter:
-        this is the plain ELBO. With ``standardize_`` it bounds the density of X itself:
-        the standardized rows' ELBO minus sum(log ``scale_``). For ``"dilokthanakul"``
-        it is the ELBO of its mean-field q(y|x) q(z|x) q(w|x), with the KLs of z and w
-        analytic and the expectations over (z, w) estimated with its M draws;
-        ``cv_weight`` and ``free_bits`` do not enter.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Rows to score.
-
-        Returns
-        -------
-        elbo : ndarray of shape (n_samples,)
-            ELBO of each row (higher is better).
-        """
-        X = self._validate_for_inference(X)
-        seed = check_random_state(self.random_state).randint(SEED_MAX)
-        # log p(x) = log p(u) + log |du/dx|, u = (x - mean_) / scale_
-        return elbo(self._inference_module_, X, int(seed), torch.float64) + log_jacobian(
-            self.scale_
-        )
-
     def score(self, X: np.ndarray, y: object = None) -> float:
         """Mean per-row ELBO (nats; higher is better), for model selection.
 
@@ -764,22 +395,3 @@ trial_epochs_, variant_params_
             Mean of ``score_samples(X)``.
         """
         return float(np.mean(self.score_samples(X)))
-
-    # Here, not in LatentSpaceMixin: set_output wraps only methods the class defines.
-    def transform(self, X: np.ndarray) -> np.ndarray:
-        """Latent embedding: the mean of q(z|x), E_q[z|x] = sum_y q(y|x) mu(x, y).
-
-        ``latent_posterior`` gives the per-cluster means mu(x, y) and variances.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Rows to embed.
-
-        Returns
-        -------
-        Z : ndarray of shape (n_samples, latent_dim)
-            Their latent means (float64).
-        """
-        X = self._validate_for_inference(X)
-        return latent_mean(self._inference_module_, X, torch.float64)

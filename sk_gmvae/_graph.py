@@ -159,8 +159,9 @@ class GraphedStep:
         return [p for group in self.net.optimizer_.param_groups for p in group["params"]]
 
     def applies(self, batch: Any) -> bool:
-        """Every batch goes through here once a graph may exist (the partial one eagerly)."""
-        return batch[0].is_cuda
+        """Every batch goes through here once a graph may exist (the partial one eagerly);
+        batches with labels (semi-supervised) train eagerly."""
+        return batch[0].is_cuda and batch[1] is None
 
     def _key(self) -> tuple:
         """What the graph bakes in: the optimizer's settings (the rate, betas, weight

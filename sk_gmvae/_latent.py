@@ -131,9 +131,9 @@ class LatentSpaceMixin:
             )
         if labels is not None:
             labels = column_or_1d(labels)
-            if len(labels) != len(Z) or not np.isin(labels, np.arange(self.n_clusters)).all():
+            if len(labels) != len(Z) or not np.isin(labels, np.arange(module.n_clusters)).all():
                 raise ValueError(
-                    f"labels must hold one cluster in 0..{self.n_clusters - 1} per row of X."
+                    f"labels must hold one cluster in 0..{module.n_clusters - 1} per row of X."
                 )
         decoded = decoded_mean(module, Z, labels, torch.float64)
         return to_data(decoded, self.mean_, self.scale_)

@@ -289,14 +289,20 @@ class MixtureModule(nn.Module):
         return x, eps
 
     def _draw_clusters(
-        self, n_samples: int, random_state: np.random.RandomState, width: int
+        self,
+        n_samples: int,
+        random_state: np.random.RandomState,
+        width: int,
+        clusters: Sequence[int] | None = None,
     ) -> tuple[Tensor, Tensor, torch.Generator]:
         """The first draws of ancestral sampling: the clusters y ~ p(y) of ``n_samples``
         rows (counts from ``random_state``, as ``GaussianMixture.sample`` draws them;
         sorted), then from a seed of ``random_state`` standard normal noise of
         (n_samples, width) in the module's dtype and the generator that drew it (for the
-        draws of x that follow)."""
+        draws of x that follow). With ``clusters``, y ~ p(y | y in clusters)."""
         weights = self.log_prior_y().exp().cpu().numpy()
+        if clusters is not None:  # p(y) restricted to the clusters given
+            weights = np.where(np.isin(np.arange(len(weights)), clusters), weights, 0.0)
         counts = random_state.multinomial(n_samples, weights / weights.sum())
         dtype = next(self.parameters()).dtype
         seed = random_state.randint(SEED_MAX)
@@ -426,7 +432,12 @@ class MixtureVAE(MixtureModule):
         return self.decode(self.prior(eps.unsqueeze(-2)))
 
     @torch.no_grad()
-    def sample(self, n_samples: int, random_state: np.random.RandomState) -> tuple[Tensor, Tensor]:
+    def sample(
+        self,
+        n_samples: int,
+        random_state: np.random.RandomState,
+        clusters: Sequence[int] | None = None,
+    ) -> tuple[Tensor, Tensor]:
         """Ancestral sampling of ``n_samples`` rows: y ~ p(y), z ~ p(z|y), x ~ p(x|z, y).
 
         The counts of y are drawn from ``random_state`` as ``GaussianMixture.sample``
@@ -439,6 +450,8 @@ class MixtureVAE(MixtureModule):
             Number of rows to draw.
         random_state : RandomState
             The source of every draw: the counts of y, then the seed of the noise.
+        clusters : sequence of int, default=None
+            Draw y from p(y) restricted to these clusters (a class's); None: p(y).
 
         Returns
         -------
@@ -447,7 +460,7 @@ class MixtureVAE(MixtureModule):
         y : Tensor of shape (n_samples,)
             Their clusters, sorted.
         """
-        y, eps, generator = self._draw_clusters(n_samples, random_state, self.latent_dim)
+        y, eps, generator = self._draw_clusters(n_samples, random_state, self.latent_dim, clusters)
         params = self.generate(eps)[torch.arange(n_samples, device=eps.device), y]
         return self.likelihood.sample(params, generator=generator), y
 

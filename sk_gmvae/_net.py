@@ -26,13 +26,16 @@ def _base(dataset: Any) -> Any:
     return dataset.dataset if isinstance(dataset, torch.utils.data.Subset) else dataset
 
 
-def dataset_tensor(dataset: Any) -> torch.Tensor:
-    """The X tensor of a skorch ``Dataset``, or its rows in a ``Subset`` of one (the
-    parts that ``ValidSplit`` makes)."""
+def dataset_tensor(dataset: Any, name: str = "X") -> torch.Tensor | None:
+    """The X (or y: ``name``) tensor of a skorch ``Dataset``, or its rows in a
+    ``Subset`` of one (the parts that ``ValidSplit`` makes); None for a missing y."""
     if isinstance(dataset, torch.utils.data.Subset):
-        rows = torch.as_tensor(dataset.indices, device=dataset.dataset.X.device)
-        return dataset.dataset.X[rows]
-    return dataset.X
+        values = getattr(dataset.dataset, name, None)
+        if values is None:
+            return None
+        rows = torch.as_tensor(dataset.indices, device=values.device)
+        return values[rows]
+    return getattr(dataset, name, None)
 
 
 class TensorBatches:
@@ -40,8 +43,15 @@ class TensorBatches:
 
     The data stay where they are (on the training device, put there once), and each batch
     is one gather ``X[idx]``, instead of a DataLoader indexing and collating row by row.
-    Used as ``iterator_train``; yields ``(X_batch, None)``. As with a DataLoader, the
-    order is drawn from ``generator`` (by default the global torch RNG).
+    Used as ``iterator_train``; yields ``(X_batch, None)``, or ``(X_batch, y_batch)``
+    for a dataset with labels y (-1: unlabelled). As with a DataLoader, the order is
+    drawn from ``generator`` (by default the global torch RNG).
+
+    With ``labelled_per_batch`` (and shuffling) the few labelled rows are mixed into
+    every batch: each batch is that many labelled rows and ``batch_size`` minus that
+    many unlabelled ones; an epoch passes once over the unlabelled rows, in a fresh
+    random order, and takes the labelled rows in turn from successive random
+    permutations of them, so that each is used about as often as every other.
     """
 
     def __init__(
@@ -50,14 +60,25 @@ class TensorBatches:
         batch_size: int = 128,
         shuffle: bool = False,
         generator: torch.Generator | None = None,
+        labelled_per_batch: int | None = None,
         **_: Any,
     ) -> None:
         self.X = dataset_tensor(dataset)
+        self.y = dataset_tensor(dataset, "y")
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.generator = generator
+        self.labelled_per_batch = labelled_per_batch if self.y is not None else None
+
+    @property
+    def _mixes(self) -> bool:
+        """Whether the batches mix a fixed number of labelled rows into each."""
+        return bool(self.labelled_per_batch) and self.shuffle
 
     def __len__(self) -> int:
+        if self._mixes:
+            unlabelled = int((self.y < 0).sum())
+            return math.ceil(unlabelled / (self.batch_size - self.labelled_per_batch))
         return math.ceil(len(self.X) / self.batch_size)
 
     def order(self) -> torch.Tensor:
@@ -67,10 +88,34 @@ class TensorBatches:
             return torch.arange(n, device=device)
         return torch.randperm(n, generator=self.generator, device=device)
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, None]]:
-        order = self.order()
+    def _permuted(self, rows: torch.Tensor) -> torch.Tensor:
+        return rows[torch.randperm(len(rows), generator=self.generator, device=rows.device)]
+
+    def mixed_order(self) -> torch.Tensor:
+        """Row indices in batch order when labelled rows are mixed into every batch
+        (``labelled_per_batch``): each batch's labelled rows, then its unlabelled ones."""
+        n_labelled, batch = self.labelled_per_batch, self.batch_size
+        labelled = self._permuted((self.y >= 0).nonzero().squeeze(1))
+        unlabelled = self._permuted((self.y < 0).nonzero().squeeze(1))
+        n_batches = len(self)
+        # Labelled rows in turn from successive permutations, n_labelled per batch.
+        laps = [labelled]
+        while sum(map(len, laps)) < n_batches * n_labelled:
+            laps.append(self._permuted(laps[0]))
+        taken = torch.cat(laps)[: n_batches * n_labelled].view(n_batches, n_labelled)
+        parts = [
+            torch.cat(
+                [taken[b], unlabelled[b * (batch - n_labelled) : (b + 1) * (batch - n_labelled)]]
+            )
+            for b in range(n_batches)
+        ]
+        return torch.cat(parts)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+        order = self.mixed_order() if self._mixes else self.order()
         for start in range(0, len(order), self.batch_size):
-            yield self.X[order[start : start + self.batch_size]], None
+            rows = order[start : start + self.batch_size]
+            yield self.X[rows], None if self.y is None else self.y[rows]
 
 
 # Process-wide torch settings changed during fits, shared by fits running in threads.
@@ -313,8 +358,13 @@ class MixtureVAENet(NeuralNet):
         ]
 
     def get_loss(self, y_pred, y_true=None, X=None, training=False) -> torch.Tensor:  # noqa: ANN001
-        terms = elbo_terms(y_pred)  # each (batch,), or (batch, restarts) when stacked
-        losses = self.criterion_(terms)  # the mean loss, or one per restart
+        if y_true is None:
+            terms = elbo_terms(y_pred)  # each (batch,), or (batch, restarts) when stacked
+            losses = self.criterion_(terms)  # the mean loss, or one per restart
+        else:  # labels (semi-supervised): y observed on the labelled rows
+            observed, class_log_prob = self.criterion_.observe(y_pred, y_true)
+            terms = elbo_terms(observed)
+            losses = self.criterion_(terms, y_true, class_log_prob)
         stats = {"elbo": terms.elbo.mean(0), "entropy": terms.entropy.mean(0)}
         if losses.ndim:  # stacked restarts: also each one's own loss
             stats["restart_loss"] = losses

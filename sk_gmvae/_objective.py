@@ -18,6 +18,13 @@ warm-up (``KLWarmup``) multiplies the z-term by a weight w rising from 0 to 1:
 
 (KL(q(y|x) || p(y)) is not warmed up: without it q(y|x) collapses onto one cluster.)
 
+Semi-supervised training (``GMVAEClassifier``) observes y on the labelled rows: for a
+row of class c, q(y|x) is restricted to c's clusters (``observe_labels``), so that the
+same sum over y becomes Kingma et al.'s ELBO with y observed, log p(x|z, c) + log p(z|c)
++ log p(c) - log q(z|x, c) with one cluster per class; the loss of a labelled row adds
+Kingma's classification term -(alpha / N_l) log q(c|x)
+(``WeightedNegativeELBO``; alpha: ``_config.resolve_supervision``).
+
 Dilokthanakul et al.'s two-layer model (``_dilokthanakul``) has the same pieces, with
 (z, w) for the continuous latent and two terms of its own (``two_layer_terms``): its
 z-term is E_q(y|x) E_q(w|x) KL(q(z|x) || p(z|y, w)) + KL(q(w|x) || p(w)), and the loss
@@ -91,6 +98,32 @@ def two_layer_terms(out: TwoLayerOutput) -> ELBOTerms:
     )
 
 
+def observe_labels(
+    out: ModelOutput, labels: Tensor, clusters_per_class: int
+) -> tuple[ModelOutput, Tensor]:
+    """The model's output with y observed on the labelled rows, and log q(c|x) of each
+    row's class c.
+
+    ``labels`` (n,) holds each row's class, -1 for an unlabelled row; cluster k belongs
+    to class k // m (m = ``clusters_per_class``). A labelled row's q(y|x) is restricted
+    to its class's clusters and renormalized, so that ``elbo_terms`` sums over those
+    clusters only: with m = 1 the ELBO with y = c observed. Unlabelled rows are
+    unchanged, and their log q(c|x) is 0.
+    """
+    logits = out.qy_logits
+    floor = torch.finfo(logits.dtype).min  # exp(floor - .) = 0, and finite gradients
+    owner = torch.arange(logits.shape[-1], device=logits.device) // clusters_per_class
+    labelled = labels >= 0
+    member = owner == labels.unsqueeze(-1)  # (n, K): cluster k belongs to the row's class
+    # log q(c|x) = log sum_{y in c} q(y|x)
+    log_qy = torch.log_softmax(logits, -1)
+    class_log_prob = log_qy.masked_fill(~member, floor).logsumexp(-1)
+    class_log_prob = torch.where(labelled, class_log_prob, torch.zeros_like(class_log_prob))
+    # q(y|x, c) = q(y|x) 1[y in c] / q(c|x): logits outside c at the floor.
+    outside = ~member & labelled.unsqueeze(-1)
+    return out._replace(qy_logits=logits.masked_fill(outside, floor)), class_log_prob
+
+
 class WeightedNegativeELBO(nn.Module):
     """Mean training loss over a batch (the criterion given to skorch): the negative
     ELBO with weights on its terms,
@@ -117,6 +150,11 @@ class WeightedNegativeELBO(nn.Module):
         Free bits lambda of the y-term: ``eta * max(mean KL_y, free_bits)``, the KL's
         mean over the batch, so its gradient acts only while that mean exceeds lambda
         nats. 0: no floor.
+    clusters_per_class : int, default=0
+        With labels (semi-supervised training): the clusters of each class m, cluster
+        k belonging to class k // m (``observe_labels``). 0: no classes.
+    classification_weight : float, default=0.0
+        With labels: the weight c of -log q(c|x) on every labelled row.
 
     Attributes
     ----------
@@ -133,16 +171,31 @@ class WeightedNegativeELBO(nn.Module):
         entropy_weight: float = 0.0,
         cv_weight: float = 0.0,
         free_bits: float = 0.0,
+        clusters_per_class: int = 0,
+        classification_weight: float = 0.0,
     ) -> None:
         super().__init__()
         self.beta, self.eta, self.entropy_weight = beta, eta, entropy_weight
         self.cv_weight, self.free_bits = cv_weight, free_bits
+        self.clusters_per_class = clusters_per_class
+        self.classification_weight = classification_weight
         self.register_buffer("kl_weight", torch.ones(()), persistent=False)
 
-    def forward(self, terms: ELBOTerms | ModelOutput | TwoLayerOutput) -> Tensor:
+    def observe(self, out: ModelOutput, labels: Tensor) -> tuple[ModelOutput, Tensor]:
+        """``observe_labels`` with this loss's clusters per class."""
+        return observe_labels(out, labels, self.clusters_per_class)
+
+    def forward(
+        self,
+        terms: ELBOTerms | ModelOutput | TwoLayerOutput,
+        labels: Tensor | None = None,
+        class_log_prob: Tensor | None = None,
+    ) -> Tensor:
         """Mean loss over the rows (axis 0): a scalar, or one per restart for terms of
         shape (n, restarts) from stacked restarts. Takes the ELBO's terms, or the model
-        output they are computed from."""
+        output they are computed from. With ``labels`` (-1: unlabelled) the terms are
+        those of the observed output and ``class_log_prob`` log q(c|x) (``observe``):
+        the labelled rows' losses add -c log q(c|x)."""
         if isinstance(terms, ModelOutput | TwoLayerOutput):
             terms = elbo_terms(terms)
         w = self.kl_weight  # (w * beta) first: with w = 1, exactly the unweighted sum
@@ -159,4 +212,6 @@ class WeightedNegativeELBO(nn.Module):
         )
         if self.cv_weight:
             per_example = per_example + self.cv_weight * terms.consistency
+        if labels is not None:  # - c log q(c_i|x_i), 0 on unlabelled rows
+            per_example = per_example - self.classification_weight * class_log_prob
         return per_example.mean(0)

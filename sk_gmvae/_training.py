@@ -109,6 +109,13 @@ def build_net(config: FitConfig, seed: int | Sequence[int]) -> MixtureVAENet:
     for key, value in config.variant_params.items():
         part = "criterion" if key in CRITERION_VARIANT_PARAMS else "module"
         extra[f"{part}__{key}"] = value
+    if config.n_classes:  # semi-supervised: the labels' weights and batches
+        extra.update(
+            criterion__clusters_per_class=config.clusters_per_class,
+            criterion__classification_weight=config.classification_weight,
+        )
+        if config.labelled_per_batch:
+            extra["iterator_train__labelled_per_batch"] = config.labelled_per_batch
     settings: dict[str, Any] = dict(
         module=module,
         module__n_features=config.n_features,
@@ -287,18 +294,23 @@ def _resumed_epochs(net: MixtureVAENet) -> int:
     return sum(_complete(row) for row in net.history[:rows])
 
 
-def train_run(net: MixtureVAENet, X: torch.Tensor, epochs: int | None = None) -> Run:
-    """Train ``net`` on the rows X (a tensor on the training device): from scratch for
-    its ``max_epochs`` (or the rest of a run its ``RunCheckpoint`` resumes, which then
-    asks for the epochs still to do), or for ``epochs`` more epochs when given (a warm
-    start)."""
+def train_run(
+    net: MixtureVAENet,
+    X: torch.Tensor,
+    epochs: int | None = None,
+    y: torch.Tensor | None = None,
+) -> Run:
+    """Train ``net`` on the rows X (a tensor on the training device), with their labels
+    y when given (-1: unlabelled): from scratch for its ``max_epochs`` (or the rest of a
+    run its ``RunCheckpoint`` resumes, which then asks for the epochs still to do), or
+    for ``epochs`` more epochs when given (a warm start)."""
     if epochs is None:
-        net.fit(X)
+        net.fit(X, y)
         return Run(net, _resumed_epochs(net), net.max_epochs)
     if not net.initialized_:
         net.initialize()
     before = completed_epochs(net)
-    net.partial_fit(X, epochs=epochs)
+    net.partial_fit(X, y, epochs=epochs)
     return Run(net, before, epochs)
 
 
@@ -330,7 +342,7 @@ class Restarts:
         trains all ``max_epochs`` (``FitConfig.trial_epochs``; None for one seed)."""
         return self.config.trial_epochs if len(self.seeds) > 1 else None
 
-    def fit(self, X: torch.Tensor) -> list[Run]:
+    def fit(self, X: torch.Tensor, y: torch.Tensor | None = None) -> list[Run]:
         epochs = self.trial_epochs
         if self.config.stack_restarts and len(self.seeds) > 1:
             stacked = train_run(self.net(self.seeds), X, epochs)
@@ -341,12 +353,14 @@ class Restarts:
                 ]
         runs: list[Run] = []
         for seed in self.seeds:
-            runs.append(train_run(self.net(seed), X, epochs))
+            runs.append(train_run(self.net(seed), X, epochs, y))
             if runs[-1].interrupted:  # Ctrl-C ends the fit, as it ends one training
                 break
         return runs
 
-    def finish(self, runs: Sequence[Run], kept: Run, X: torch.Tensor) -> Run:
+    def finish(
+        self, runs: Sequence[Run], kept: Run, X: torch.Tensor, y: torch.Tensor | None = None
+    ) -> Run:
         """The ``kept`` one of ``runs`` trained to its end, reported as one training of
         ``max_epochs``: a trial trains on for the rest (epochs the guard undid count as
         run, as in one training), unless the guard stopped it or a run was interrupted
@@ -356,7 +370,7 @@ class Restarts:
         whole = Run(kept.net, kept.epochs_before, kept.net.max_epochs)
         if not kept.guard.stopped_ and not any(run.interrupted for run in runs):
             kept.guard.carry_on()  # its recoveries and kept state go on with it
-            train_run(kept.net, X, epochs=kept.net.max_epochs - len(kept.net.history))
+            train_run(kept.net, X, kept.net.max_epochs - len(kept.net.history), y)
         return whole
 
 

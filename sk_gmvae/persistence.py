@@ -71,6 +71,11 @@ def save_weights(estimator: GMVAEClustering, path: str | os.PathLike) -> None:
     ``callbacks``, ``optimizer``, ``net_params`` and a ``RandomState`` instance as
     ``random_state``: the loaded estimator has their defaults.
     """
+    if not isinstance(estimator, GMVAEClustering):
+        raise TypeError(
+            f"save_weights writes a GMVAEClustering, not a {type(estimator).__name__}; "
+            "pickle it instead (it round trips completely)."
+        )
     check_is_fitted(estimator)
     params = {}
     for name, value in estimator.get_params(deep=False).items():

@@ -12,7 +12,7 @@ import pytest
 from sklearn.datasets import load_digits, load_wine
 
 import sk_gmvae
-from sk_gmvae import GMVAEClustering, datasets
+from sk_gmvae import GMVAEClassifier, GMVAEClustering, datasets
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
@@ -53,6 +53,13 @@ def small(monkeypatch, tmp_path):
         return fit(self, X, y)
 
     monkeypatch.setattr(GMVAEClustering, "fit", small_fit)
+    fit_classifier = GMVAEClassifier.fit
+
+    def small_fit_classifier(self, X, y):
+        self.set_params(max_epochs=1, hidden_layer_sizes=(8,), latent_dim=2)
+        return fit_classifier(self, X, y)
+
+    monkeypatch.setattr(GMVAEClassifier, "fit", small_fit_classifier)
     rng = np.random.default_rng(0)
     fake = (rng.random((120, 784), dtype=np.float32), rng.integers(0, 10, 120))
     monkeypatch.setattr(datasets, "load_mnist", lambda *a, **k: fake)
