@@ -139,8 +139,10 @@ class _PriorAtEpoch(Callback):
 
 def test_prior_starts_from_a_gaussian_mixture_of_the_codes():
     from sklearn.datasets import make_blobs
+    from sklearn.preprocessing import StandardScaler
 
     X, _ = make_blobs(n_samples=120, centers=3, n_features=4, random_state=0)
+    X = StandardScaler().fit_transform(X)  # the rows the model trains on (standardize)
     probe = _PriorAtEpoch(2, X)
     params = dict(SMALL, latent_dim=2, hidden_layer_sizes=(16,))
     est = GMVAEClustering(
