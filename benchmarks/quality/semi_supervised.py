@@ -64,9 +64,9 @@ def name_clusters(proba: np.ndarray, y_partial: np.ndarray, n_classes: int) -> n
     return (proba[labelled].T @ onehot).argmax(axis=1)  # (K,)
 
 
-def methods(args: argparse.Namespace, seed: int) -> dict[str, Callable]:
-    """name -> a function of (X, y_partial) returning a fitted object with ``predict``."""
-    net = dict(
+def _net(args: argparse.Namespace, seed: int) -> dict:
+    """The network and training settings every mixture VAE of the run shares."""
+    return dict(
         hidden_layer_sizes=tuple(args.hidden),
         latent_dim=args.latent_dim,
         max_epochs=args.epochs,
@@ -74,6 +74,11 @@ def methods(args: argparse.Namespace, seed: int) -> dict[str, Callable]:
         n_init=1,
         random_state=seed,
     )
+
+
+def methods(args: argparse.Namespace, seed: int) -> dict[str, Callable]:
+    """name -> a function of (X, y_partial) returning a fitted object with ``predict``."""
+    net = _net(args, seed)
     alpha = "auto" if args.alpha == "auto" else float(args.alpha)
     found: dict[str, Callable] = {}
     for variant in args.variants:
@@ -95,16 +100,7 @@ class ClusterThenName:
     it a class per cluster from one labelled set."""
 
     def __init__(self, X: np.ndarray, args: argparse.Namespace, seed: int) -> None:
-        self.est = GMVAEClustering(
-            n_clusters=10,
-            variant="gmvae",
-            hidden_layer_sizes=tuple(args.hidden),
-            latent_dim=args.latent_dim,
-            max_epochs=args.epochs,
-            learning_rate=args.learning_rate,
-            n_init=1,
-            random_state=seed,
-        ).fit(X)
+        self.est = GMVAEClustering(n_clusters=10, variant="gmvae", **_net(args, seed)).fit(X)
         self.proba = self.est.predict_proba(X)
 
     def predict(self, X: np.ndarray, names: np.ndarray) -> np.ndarray:
