@@ -250,6 +250,11 @@ def test_reproduce_options_reach_the_study(monkeypatch, tmp_path):
     with pytest.raises(Stop):
         cli.main(argv)
     assert seen["net_params"] == {"cuda_graph": False} and seen["stack_seeds"] is True
+    assert seen["variant_settings"]["dilokthanakul"]["variant_params"]["mc_samples"] == 1
+    with pytest.raises(Stop):
+        cli.main([*argv, "--variants", "gmvae", "dilokthanakul", "--mc-samples", "10"])
+    assert seen["variants"] == ["gmvae", "dilokthanakul"]
+    assert seen["variant_settings"]["dilokthanakul"]["variant_params"]["mc_samples"] == 10
 
 
 # ---------------------------------------------------------------- cluster and predict

@@ -10,7 +10,14 @@ from _helpers import small_params
 from sk_gmvae import GMVAEClustering
 from sk_gmvae.callbacks import ClusteringMonitor, history_records
 from sk_gmvae.datasets import DatasetUnavailableError, load_fashion_mnist
-from sk_gmvae.study import plot_prototypes, plot_study, results_table, run_study, study_reference
+from sk_gmvae.study import (
+    plot_prototypes,
+    plot_study,
+    results_table,
+    run_study,
+    runner,
+    study_reference,
+)
 
 SMALL = small_params(max_epochs=3, batch_size=50)
 
@@ -76,6 +83,43 @@ def test_run_study_from_python_arrays_table_and_figure(digits, tmp_path):
     protos = np.load(tmp_path / "prototypes-gmvae-seed0.npy")
     assert protos.shape == (4, 8, 64)
     assert plot_prototypes(protos, tmp_path / "p.png", image_shape=(8, 8)).stat().st_size > 0
+
+
+def test_run_study_trains_dilokthanakul_with_its_authors_settings(digits, tmp_path, monkeypatch):
+    X, y = digits
+    fitted = {}
+
+    class Recording(GMVAEClustering):
+        def fit(self, X, y=None):
+            fitted[self.variant] = self.get_params()
+            return super().fit(X, y)
+
+    monkeypatch.setattr(runner, "GMVAEClustering", Recording)
+    authors = runner.dilokthanakul_settings(mc_samples=2, hidden=8)
+    histories = run_study(
+        X[:100],
+        X[100:160],
+        y[100:160],
+        tmp_path,
+        variants=["gmvae", "dilokthanakul"],
+        epochs=1,
+        progress=False,
+        variant_settings={"dilokthanakul": authors},
+        n_clusters=3,
+        latent_dim=2,
+        hidden_layer_sizes=(8,),
+    )
+    # The authors' settings win over the shared ones for their variant only.
+    assert fitted["dilokthanakul"]["latent_dim"] == 200
+    assert fitted["dilokthanakul"]["batch_size"] == 50
+    assert fitted["dilokthanakul"]["variant_params"]["mc_samples"] == 2
+    assert fitted["dilokthanakul"]["n_clusters"] == 3
+    assert fitted["gmvae"]["latent_dim"] == 2 and fitted["gmvae"]["batch_size"] == 100
+    # The monitor scores the AAE protocol, which the table sets beside the paper's.
+    assert 0 < histories["dilokthanakul", 0][0]["test_aae_accuracy"] <= 1
+    table = results_table(histories, epochs=(1,))
+    assert "| dilokthanakul | 1 | 1 |" in table and "test AAE accuracy" in table
+    assert "Dilokthanakul et al. (2016)" in table
 
 
 def test_resumed_run_equals_uninterrupted_run(digits, tmp_path):

@@ -25,7 +25,7 @@ from benchmarks._common import mean_sd
 from sk_gmvae import GMVAEClustering
 from sk_gmvae.metrics import clustering_report
 from sk_gmvae.study.protocol import load_protocol
-from sk_gmvae.study.runner import STUDY_SETTINGS
+from sk_gmvae.study.runner import STUDY_SETTINGS, dilokthanakul_settings
 
 COLUMNS = {
     "accuracy": "majority vote",
@@ -45,25 +45,8 @@ def estimator(model: str, args: argparse.Namespace, seed: int) -> GMVAEClusterin
     if model == "gmvae":
         return GMVAEClustering(variant="gmvae", **{**STUDY_SETTINGS, **common})
     samples = int(model.rsplit("-m", 1)[1])
-    return GMVAEClustering(
-        variant="dilokthanakul",
-        variant_params={
-            "mc_samples": samples,
-            "w_dim": 150,
-            "cv_weight": args.cv_weight,
-            "free_bits": args.free_bits,
-        },
-        eta=args.eta,
-        entropy_weight=0.0,
-        latent_dim=200,
-        hidden_layer_sizes=(args.hidden, args.hidden),
-        batch_size=50,
-        learning_rate=1e-4,
-        binarize=True,
-        n_init=1,
-        posterior_samples=0,
-        **common,
-    )
+    authors = dilokthanakul_settings(samples, args.hidden, args.eta, args.cv_weight, args.free_bits)
+    return GMVAEClustering(variant="dilokthanakul", **{**authors, **common})
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -9,7 +9,7 @@ import torch
 from skorch.callbacks import Callback
 
 from .._inference import posterior_and_elbo
-from ..metrics import clustering_report, conditional_entropy
+from ..metrics import aae_accuracy, clustering_report, conditional_entropy
 
 
 class ClusteringMonitor(Callback):
@@ -20,8 +20,8 @@ class ClusteringMonitor(Callback):
 
     - ``entropy``: H(Y|X), the mean entropy of q(y|x), nats;
     - ``loss``: the negative ELBO per row, nats (one-sample estimate in z, y summed out);
-    - with labels ``y``: ``accuracy`` (majority vote), ``hungarian_accuracy``, ``nmi``
-      and ``ari``.
+    - with labels ``y``: ``accuracy`` (majority vote), ``hungarian_accuracy``, ``nmi``,
+      ``ari`` and ``aae_accuracy`` (each cluster named by its most confident row).
 
     Evaluation uses its own random generator, so training is the same with or without
     the monitor. The clusters are those of q(y|x), the inference network, whatever the
@@ -84,6 +84,7 @@ class ClusteringMonitor(Callback):
         scores = {"entropy": conditional_entropy(proba), "loss": -float(np.mean(bound))}
         if self.y_ is not None:
             scores |= clustering_report(self.y_, proba.argmax(axis=1))
+            scores["aae_accuracy"] = aae_accuracy(self.y_, proba)
         return scores
 
     def on_epoch_end(self, net: Any, **kwargs: Any) -> None:
