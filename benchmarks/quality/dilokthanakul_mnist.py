@@ -46,6 +46,7 @@ def estimator(model: str, args: argparse.Namespace, seed: int) -> GMVAEClusterin
         return GMVAEClustering(variant="gmvae", **{**STUDY_SETTINGS, **common})
     samples = int(model.rsplit("-m", 1)[1])
     authors = dilokthanakul_settings(samples, args.hidden, args.eta, args.cv_weight, args.free_bits)
+    authors["learning_rate"] = args.learning_rate
     return GMVAEClustering(variant="dilokthanakul", **{**authors, **common})
 
 
@@ -60,6 +61,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--eta", type=float, default=1.0, help="the two-layer model's eta")
     parser.add_argument("--cv-weight", type=float, default=1.0, help="its alpha")
     parser.add_argument("--free-bits", type=float, default=0.0, help="its lambda")
+    parser.add_argument(
+        "--learning-rate", type=float, default=1e-4, help="its Adam step (the authors': 1e-4)"
+    )
     parser.add_argument("--device", default="auto")
     args = parser.parse_args(argv)
 
