@@ -50,8 +50,8 @@ class ClusteringMonitor(Callback):
     >>> est = GMVAEClustering(3, latent_dim=2, hidden_layer_sizes=(16,), max_epochs=2,
     ...                       callbacks=[ClusteringMonitor(X, y, name="test")],
     ...                       random_state=0).fit(X)
-    >>> [k for k in sorted(est.history_[-1]) if k.startswith("test_")][:4]
-    ['test_accuracy', 'test_ari', 'test_entropy', 'test_hungarian_accuracy']
+    >>> [k for k in sorted(est.history_[-1]) if k.startswith("test_")][:5]
+    ['test_aae_accuracy', 'test_accuracy', 'test_ari', 'test_entropy', 'test_hungarian_accuracy']
     """
 
     def __init__(
