@@ -36,6 +36,16 @@ class CtrlCAt(Callback):
             signal.raise_signal(signal.SIGINT)
 
 
+@pytest.fixture(autouse=True)
+def python_sigint_handler():
+    """Python's own SIGINT handler during each test, whatever the process inherited (a
+    run started in the background, or under nohup, ignores SIGINT, and the estimator
+    leaves a handler it did not install in charge)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 @pytest.fixture
 def ctrl_c_at():
     """A fresh ``CtrlCAt`` class (its training count at 0) for each test."""
