@@ -520,7 +520,7 @@ def _named(callbacks: Sequence) -> list[tuple[str, Any]]:
     return [cb if isinstance(cb, tuple) else (type(cb).__name__, cb) for cb in callbacks]
 
 
-def resolve_init(init: str, pretrain_steps: int | str, variant: str) -> tuple[str, int]:
+def resolve_init(init: str, pretrain_steps: int | str) -> tuple[str, int]:
     """The start method and its pre-training steps of the estimator's ``init`` and
     ``pretrain_steps``. ``init="auto"``: ``"random"`` (docs/defaults.md, "The start");
     ``pretrain_steps="auto"``: ``AUTO_PRETRAIN_STEPS`` for a pre-trained start, else 0."""
@@ -705,7 +705,7 @@ def resolve_config(
         params["trial_epochs"], max_epochs, params["pretrain_epochs"], n_init, stops_early
     )
     init, pretrain_steps = resolve_init(
-        params.get("init", "random"), params.get("pretrain_steps", "auto"), params["variant"]
+        params.get("init", "random"), params.get("pretrain_steps", "auto")
     )
     supervised = {} if supervision is None else resolve_supervision(params, n_samples, supervision)
     return FitConfig(
