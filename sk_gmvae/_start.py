@@ -33,6 +33,7 @@ from sklearn.mixture import GaussianMixture
 from skorch.callbacks import Callback
 from torch import Tensor, nn
 
+from ._inference import chunk_rows
 from ._model import ClusterGaussian, MixtureVAE, OneHotConcatLinear, _linear
 
 # The start methods of ``init``, after "auto" is resolved.
@@ -52,8 +53,6 @@ UMAP_SETTINGS = {"n_components": 10, "n_neighbors": 20, "min_dist": 0.0}
 _STREAM = 3
 # Variance floor of the per-cluster Gaussians set from codes (sklearn's reg_covar).
 _REG_VARIANCE = 1e-6
-# Rows per chunk when the whole training set is encoded.
-_CHUNK = 4096
 
 
 def require_umap() -> Any:
@@ -97,11 +96,13 @@ def reconstruction_loss(module: MixtureVAE, x: Tensor) -> Tensor:
 
 
 @torch.no_grad()
-def _over_rows(fn: Any, X: Tensor) -> Tensor:
-    """``fn`` on chunks of X, concatenated (the rows' mean when fn gives a scalar)."""
-    parts = [fn(X[i : i + _CHUNK]) for i in range(0, len(X), _CHUNK)]
+def _over_rows(fn: Any, X: Tensor, module: MixtureVAE) -> Tensor:
+    """``fn`` on chunks of X (of inference's size, ``chunk_rows``), concatenated (the
+    rows' mean when fn gives a scalar)."""
+    chunk = chunk_rows(module, X.shape[1])
+    parts = [fn(X[i : i + chunk]) for i in range(0, len(X), chunk)]
     if parts[0].ndim == 0:  # a mean per chunk: weight each by its rows
-        sizes = torch.tensor([min(_CHUNK, len(X) - i) for i in range(0, len(X), _CHUNK)])
+        sizes = torch.tensor([min(chunk, len(X) - i) for i in range(0, len(X), chunk)])
         return (torch.stack(parts).cpu() * sizes).sum() / len(X)
     return torch.cat(parts)
 
@@ -155,7 +156,8 @@ def set_prior_from_codes(module: MixtureVAE, X: Tensor, R: np.ndarray) -> list[n
     - mean_k)^2 / N_k. Returns the parameters written ([] without a cluster prior)."""
     if not module.has_cluster_prior:
         return []
-    mu = _over_rows(lambda x: module.encode_z(x)[0], X).double().cpu().numpy()  # (n, K|1, L)
+    # mu(x, k), the means of q(z|x, k): (n, K|1, L)
+    mu = _over_rows(lambda x: module.encode_z(x)[0], X, module).double().cpu().numpy()
     R = R.astype(np.float64)
     counts = R.sum(0) + 10 * np.finfo(np.float64).eps  # N_k (sklearn's guard)
     means = np.einsum("nk,nkl->kl", R, np.broadcast_to(mu, (len(R), *module.noise_shape)))
@@ -217,7 +219,7 @@ class AutoencoderStart(Callback):
         seed = int(np.random.SeedSequence([int(net.random_state), _STREAM]).generate_state(1)[0])
         generator = torch.Generator().manual_seed(seed)
         initial = copy.deepcopy(module.state_dict())
-        self.loss_before_ = float(_over_rows(lambda x: reconstruction_loss(module, x), X))
+        self.loss_before_ = float(_over_rows(lambda x: reconstruction_loss(module, x), X, module))
         autoencoder = [
             *module.qz_first.parameters(),
             *module.qz_hidden.parameters(),
@@ -237,8 +239,8 @@ class AutoencoderStart(Callback):
             generator,
             net.device,
         )
-        self.loss_after_ = float(_over_rows(lambda x: reconstruction_loss(module, x), X))
-        codes = _over_rows(lambda x: encode(module, x), X).double().cpu().numpy()
+        self.loss_after_ = float(_over_rows(lambda x: reconstruction_loss(module, x), X, module))
+        codes = _over_rows(lambda x: encode(module, x), X, module).double().cpu().numpy()
         gain = self.loss_before_ - self.loss_after_
         trained = np.isfinite(self.loss_after_) and gain >= MIN_RELATIVE_GAIN * abs(
             self.loss_before_
@@ -286,7 +288,7 @@ class AutoencoderStart(Callback):
             generator,
             net.device,
         )
-        labels = _over_rows(lambda x: module.qy(x).argmax(-1), X).cpu().numpy()
+        labels = _over_rows(lambda x: module.qy(x).argmax(-1), X, module).cpu().numpy()
         return float(np.mean(labels == self.assignment_))
 
 
