@@ -28,6 +28,12 @@ STRING_TARGETS = (
 )
 
 
+def class_proba(proba: np.ndarray, n_classes: int) -> np.ndarray:
+    """p(c|x) = sum of p(y|x) over class c's clusters (cluster k belongs to class k // m,
+    m = K / C), from cluster probabilities (n, K); shape (n, C)."""
+    return proba.reshape(len(proba), n_classes, proba.shape[1] // n_classes).sum(-1)
+
+
 class GMVAEClassifier(ClassifierMixin, _MixtureVAEBase):
     """Semi-supervised classification with a mixture VAE (Kingma et al.'s M2, the
     GMVAE, the modified M2 or VaDE).
@@ -299,12 +305,10 @@ likelihood_, standardize_, mean_, scale_, variant_params_, means_, covariances_
 
     def _fitted_from_proba(self, proba: np.ndarray) -> dict[str, Any]:
         classes = self._fit_classes
-        per_class = proba.shape[1] // len(classes)
-        class_proba = proba.reshape(len(proba), len(classes), per_class).sum(-1)
         return {
             "classes_": classes,
             "n_clusters_": proba.shape[1],
-            "transduction_": classes[class_proba.argmax(axis=1)],
+            "transduction_": classes[class_proba(proba, len(classes)).argmax(axis=1)],
         }
 
     def _training_rows(self, fitted: Mapping[str, Any]) -> int:
@@ -331,8 +335,7 @@ likelihood_, standardize_, mean_, scale_, variant_params_, means_, covariances_
             The probability of each class (in ``classes_`` order); rows sum to 1.
         """
         X = self._validate_for_inference(X)
-        proba = self._proba(X)
-        return proba.reshape(len(X), len(self.classes_), self._clusters_per_class).sum(-1)
+        return class_proba(self._proba(X), len(self.classes_))
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Most probable class of each row, the argmax of ``predict_proba``.
