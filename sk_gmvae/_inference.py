@@ -112,12 +112,14 @@ def posterior_and_elbo(
     module: torch.nn.Module, X: np.ndarray, seed: int, dtype: torch.dtype
 ) -> tuple[np.ndarray, np.ndarray]:
     """``posterior`` and ``elbo`` of every row in one pass (the ELBO's pass computes
-    q(y|x) anyway): arrays of shape (n, K) and (n,)."""
+    q(y|x) anyway): arrays of shape (n, K) and (n,). The posterior is ``posterior``'s:
+    for VaDE, whose ELBO takes the responsibilities at the sampled z, those at E[z|x]."""
     eps, _ = seeded_normal(module, module.noise_shape, seed, dtype)
 
     def both(x: torch.Tensor) -> torch.Tensor:
         out = module(x, eps=eps)
-        return torch.cat([torch.softmax(out.qy_logits, -1), elbo_terms(out).elbo[:, None]], -1)
+        logits = module.encode_y(x) if module.infers_y_by_prior else out.qy_logits
+        return torch.cat([torch.softmax(logits, -1), elbo_terms(out).elbo[:, None]], -1)
 
     result = map_batches(both, X, module, dtype)
     return np.ascontiguousarray(result[:, :-1]), np.ascontiguousarray(result[:, -1])

@@ -109,7 +109,7 @@ def _ours(
         ]
     start = dict(est.net_.callbacks_).get("start")
     if start is not None:
-        extra = {"start_labels": start.assignment_, "start_used": bool(start.used_)}
+        extra.update(start_labels=start.assignment_, start_used=bool(start.used_))
     return est.labels_, extra
 
 
