@@ -13,11 +13,13 @@
 
 The first assignment R (n, K) then starts the mixture: the per-cluster prior p(z|y) of
 the GMVAE and VaDE takes the moments of each cluster's codes (VaDE's mixture weights
-their shares), and q(y|x) (every variant with an inference network of its own) is
-trained a few steps to R by cross-entropy. A pre-training that did not lower the
-reconstruction loss, or codes without spread, are not used: a ``UserWarning`` says so
-and the fit starts from the random weights. :class:`AutoencoderStart` does all this at
-the beginning of a new training.
+their shares), q(y|x) (every variant with an inference network of its own) is trained
+a few steps to R by cross-entropy, and then the whole mixture trains a few steps on its
+ELBO with y observed at the first assignment (:func:`fit_to_assignment`), so that each
+cluster's branch of the model has learned its rows before y is summed out. A
+pre-training that did not lower the reconstruction loss, or codes without spread, are
+not used: a ``UserWarning`` says so and the fit starts from the random weights.
+:class:`AutoencoderStart` does all this at the beginning of a new training.
 """
 
 from __future__ import annotations
@@ -35,11 +37,15 @@ from torch import Tensor, nn
 
 from ._inference import chunk_rows
 from ._model import ClusterGaussian, MixtureVAE, OneHotConcatLinear, _linear
+from ._objective import elbo_terms, observe_labels
 
 # The start methods of ``init``, after "auto" is resolved.
 INIT_METHODS = ("random", "autoencoder", "umap")
 # Optimizer steps of q(y|x)'s cross-entropy training on the first assignment.
 QY_STEPS = 500
+# Optimizer steps of the mixture's ELBO with y observed at the first assignment, as a
+# fraction of the pre-training's (docs/defaults.md, "The start").
+ASSIGNMENT_FRACTION = 0.5
 # Adam's step size in the pre-training and q(y|x)'s cross-entropy steps (Adam's default),
 # apart from the mixture's ``learning_rate``, which can then be set for the mixture alone.
 PRETRAIN_LEARNING_RATE = 1e-3
@@ -131,6 +137,44 @@ def _steps(
         done += 1
 
 
+def fit_to_assignment(
+    module: MixtureVAE,
+    X: Tensor,
+    labels: np.ndarray,
+    steps: int,
+    batch_size: int,
+    generator: torch.Generator,
+    seed: int,
+) -> None:
+    """``steps`` Adam steps of every parameter of the mixture on its ELBO with y observed
+    at ``labels`` (the semi-supervised objective with every row labelled, one cluster
+    per label), per row
+
+        -[log p(x|z_c, c) + log p(z_c|c) + log p(c) - log q(z_c|x, c)] - log q(c|x),
+
+    c the row's label: each cluster's encoder branch, prior and decoder learn the rows
+    assigned to it, and q(y|x) keeps naming them. The rows' binarization and the noise
+    of z are drawn from a generator on X's device seeded with ``seed``."""
+    observed = torch.as_tensor(labels, device=X.device)
+    draws = torch.Generator(X.device).manual_seed(seed)
+
+    def loss(rows: Tensor) -> Tensor:
+        x, eps = module.draw_training_inputs(X[rows], draws)
+        out, class_log_prob = observe_labels(module(x, eps), observed[rows], 1)
+        return -(elbo_terms(out).elbo + class_log_prob).mean()
+
+    _steps(
+        list(module.parameters()),
+        loss,
+        len(X),
+        steps,
+        batch_size,
+        PRETRAIN_LEARNING_RATE,
+        generator,
+        X.device,
+    )
+
+
 def first_assignment(codes: np.ndarray, n_clusters: int, method: str, seed: int) -> np.ndarray:
     """Responsibilities R (n, K) of the start's Gaussian mixture on the codes: diagonal on
     the codes themselves (``"autoencoder"``), full on their UMAP embedding (``"umap"``)."""
@@ -174,9 +218,10 @@ class AutoencoderStart(Callback):
     At the beginning of a training with an empty history: ``steps`` Adam steps (step
     size ``PRETRAIN_LEARNING_RATE``, whatever the mixture's) of the autoencoder's
     reconstruction loss, the first assignment R of the codes (``method``),
-    then the per-cluster prior from the codes of each cluster and ``qy_steps`` steps of
-    q(y|x) on R. The draws (batch order, mixtures, UMAP) come from the net's
-    ``random_state``. A pre-training that lowered the loss by less than
+    then the per-cluster prior from the codes of each cluster, ``qy_steps`` steps of
+    q(y|x) on R and ``assignment_steps`` steps of the mixture's ELBO with y observed at
+    argmax R (:func:`fit_to_assignment`). The draws (batch order, mixtures, UMAP)
+    come from the net's ``random_state``. A pre-training that lowered the loss by less than
     ``MIN_RELATIVE_GAIN``, or codes without spread, are not used (a ``UserWarning``):
     the weights go back to their random initialization.
 
@@ -189,6 +234,9 @@ class AutoencoderStart(Callback):
         their UMAP embedding.
     qy_steps : int, default=QY_STEPS
         Cross-entropy steps of q(y|x) on the first assignment.
+    assignment_steps : int, default=None
+        Steps of the mixture's ELBO with y observed at the first assignment; None:
+        ``ASSIGNMENT_FRACTION`` of ``steps``. 0: none.
 
     Attributes
     ----------
@@ -206,10 +254,17 @@ class AutoencoderStart(Callback):
         after the cross-entropy steps (NaN without an inference network q(y|x)).
     """
 
-    def __init__(self, steps: int, method: str = "autoencoder", qy_steps: int = QY_STEPS) -> None:
+    def __init__(
+        self,
+        steps: int,
+        method: str = "autoencoder",
+        qy_steps: int = QY_STEPS,
+        assignment_steps: int | None = None,
+    ) -> None:
         self.steps = steps
         self.method = method
         self.qy_steps = qy_steps
+        self.assignment_steps = assignment_steps
 
     def on_train_begin(self, net: Any, X: Any = None, **kwargs: Any) -> None:
         module = net.module_
@@ -263,6 +318,10 @@ class AutoencoderStart(Callback):
         self.assignment_ = R.argmax(1)
         set_prior_from_codes(module, X, R)
         self.agreement_ = self._fit_qy(module, X, R, net, generator)
+        steps = self.assignment_steps
+        if steps is None:
+            steps = round(ASSIGNMENT_FRACTION * self.steps)
+        fit_to_assignment(module, X, self.assignment_, steps, net.batch_size, generator, seed)
         self.used_ = True
 
     def _fit_qy(

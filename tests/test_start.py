@@ -100,14 +100,32 @@ class _PriorAtStart(Callback):
 
 
 @pytest.mark.parametrize("variant", ["gmvae", "vade"])
-def test_cluster_prior_starts_at_the_codes_of_each_cluster(separated, variant):
+def test_cluster_prior_starts_at_the_codes_of_each_cluster(separated, variant, monkeypatch):
     X, _ = separated
+    monkeypatch.setattr(_start, "ASSIGNMENT_FRACTION", 0)  # the prior as set, not yet trained
     params = dict(SMALL, max_epochs=1, callbacks=[_PriorAtStart(X)])
     est = GMVAEClustering(3, variant=variant, init="autoencoder", pretrain_steps=300, **params)
     probe = dict(est.fit(X).net_.callbacks_)["_PriorAtStart"]  # the net's copy
     for k in range(3):  # far-apart blobs: responsibilities of 0 or 1
         codes = probe.codes_[probe.assignment_ == k][:, 0 if variant == "vade" else k]
         np.testing.assert_allclose(probe.means_[k], codes.mean(0).numpy(), atol=1e-3)
+
+
+@pytest.mark.parametrize("variant", ["m2", "modified_m2", "gmvae", "vade"])
+def test_fit_to_assignment_makes_the_model_name_the_assigned_clusters(separated, variant):
+    from sk_gmvae._inference import posterior
+    from sk_gmvae._model import MixtureVAE
+
+    X, y = separated
+    torch.manual_seed(0)
+    module = MixtureVAE(X.shape[1], 3, 2, [16], variant=variant, likelihood="gaussian")
+    labels = (y + 1) % 3  # an assignment the random weights know nothing of
+    before = posterior(module, X, torch.float32).argmax(1)
+    rows = torch.tensor(X, dtype=torch.float32)
+    _start.fit_to_assignment(module, rows, labels, 600, 32, torch.Generator().manual_seed(0), 0)
+    after = posterior(module.eval(), X, torch.float32).argmax(1)
+    assert np.mean(before == labels) < 0.7
+    assert np.mean(after == labels) > 0.95  # q(y|x) (VaDE: p(y|z)) names them as assigned
 
 
 def test_untrained_start_warns_and_is_not_used(separated, monkeypatch):
