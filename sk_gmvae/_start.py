@@ -37,7 +37,7 @@ from torch import Tensor, nn
 
 from ._inference import chunk_rows
 from ._model import ClusterGaussian, MixtureVAE, OneHotConcatLinear, _linear
-from ._objective import elbo_terms, observe_labels
+from ._objective import WeightedNegativeELBO, elbo_terms
 
 # The start methods of ``init``, after "auto" is resolved.
 INIT_METHODS = ("random", "autoencoder", "umap")
@@ -157,11 +157,13 @@ def fit_to_assignment(
     of z are drawn from a generator on X's device seeded with ``seed``."""
     observed = torch.as_tensor(labels, device=X.device)
     draws = torch.Generator(X.device).manual_seed(seed)
+    # The semi-supervised loss (GMVAEClassifier's) with the plain ELBO's weights.
+    criterion = WeightedNegativeELBO(clusters_per_class=1, classification_weight=1.0)
 
     def loss(rows: Tensor) -> Tensor:
         x, eps = module.draw_training_inputs(X[rows], draws)
-        out, class_log_prob = observe_labels(module(x, eps), observed[rows], 1)
-        return -(elbo_terms(out).elbo + class_log_prob).mean()
+        out, class_log_prob = criterion.observe(module(x, eps), observed[rows])
+        return criterion(elbo_terms(out), observed[rows], class_log_prob)
 
     _steps(
         list(module.parameters()),
@@ -221,8 +223,8 @@ class AutoencoderStart(Callback):
     then the per-cluster prior from the codes of each cluster, ``qy_steps`` steps of
     q(y|x) on R and ``assignment_steps`` steps of the mixture's ELBO with y observed at
     argmax R (:func:`fit_to_assignment`). The draws (batch order, mixtures, UMAP)
-    come from the net's ``random_state``. A pre-training that lowered the loss by less than
-    ``MIN_RELATIVE_GAIN``, or codes without spread, are not used (a ``UserWarning``):
+    come from the net's ``random_state``. A pre-training that lowered the loss by less
+    than ``MIN_RELATIVE_GAIN``, or codes without spread, are not used (a ``UserWarning``):
     the weights go back to their random initialization.
 
     Parameters
