@@ -613,22 +613,24 @@ def labelled_rows_per_batch(
 
 
 def resolve_supervision(
-    params: Mapping[str, Any], n_samples: int, supervision: Supervision
+    params: Mapping[str, Any], n_samples: int, n_features: int, supervision: Supervision
 ) -> dict[str, Any]:
     """The FitConfig fields of semi-supervised training (docs/semi_supervised.md).
 
     ``n_clusters`` is ``clusters_per_class`` (m) times the classes (cluster k belongs
-    to class k // m). ``alpha="auto"`` is Kingma et al.'s 0.1 N. Their objective
-    J + alpha E_l[-log q(y|x)], J the ELBO summed over the N rows (y observed on the
-    N_l labelled ones), gives each labelled row the loss -ELBO - (alpha / N_l)
-    log q(y|x): that is the classification weight. A batch's loss is the mean of its
-    rows' losses; the labelled rows, oversampled (:func:`labelled_rows_per_batch`),
-    count as often as they are drawn.
+    to class k // m). Kingma et al.'s objective J + alpha E_l[-log q(y|x)], J the
+    ELBO summed over the N rows (y observed on the N_l labelled ones), gives each
+    labelled row the loss -ELBO - (alpha / N_l) log q(y|x): alpha / N_l is the
+    classification weight. ``alpha="auto"`` makes it ``n_features``, the scale of a
+    row's ELBO, which sums over the features (alpha = n_features * N_l; the paper's
+    0.1 N learned less in short trainings: docs/defaults.md). A batch's loss is the
+    mean of its rows' losses; the labelled rows, oversampled
+    (:func:`labelled_rows_per_batch`), count as often as they are drawn.
     """
     n_classes, n_labelled = supervision.n_classes, supervision.n_labelled
     n_clusters = int(params["clusters_per_class"]) * n_classes
     alpha = params["alpha"]
-    alpha = 0.1 * n_samples if alpha == "auto" else float(alpha)
+    alpha = float(n_features * n_labelled if alpha == "auto" else alpha)
     return {
         "n_clusters": n_clusters,
         "n_classes": n_classes,
@@ -707,7 +709,11 @@ def resolve_config(
     init, pretrain_steps = resolve_init(
         params.get("init", "random"), params.get("pretrain_steps", "auto")
     )
-    supervised = {} if supervision is None else resolve_supervision(params, n_samples, supervision)
+    supervised = (
+        {}
+        if supervision is None
+        else resolve_supervision(params, n_samples, n_features, supervision)
+    )
     return FitConfig(
         n_features=int(n_features),
         n_clusters=int(supervised.pop("n_clusters") if supervised else params["n_clusters"]),

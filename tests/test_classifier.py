@@ -12,7 +12,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sk_gmvae import GMVAEClassifier, GMVAEClustering
-from sk_gmvae._config import labelled_rows_per_batch
+from sk_gmvae._config import Supervision, labelled_rows_per_batch, resolve_config
 from sk_gmvae._model import ModelOutput
 from sk_gmvae._net import TensorBatches
 from sk_gmvae._objective import elbo_terms, observe_labels
@@ -159,6 +159,19 @@ def test_observed_labels_give_kingmas_labelled_elbo():
     log_q = torch.log_softmax(out.qy_logits, -1)[rows, labels]
     assert torch.allclose(class_log_prob[labelled], log_q[labelled])
     assert (class_log_prob[~labelled] == 0).all()
+
+
+def test_alpha_auto_weighs_each_labelled_row_by_the_number_of_features():
+    def weight(alpha: float | str, rows: int, features: int, labelled: int) -> float:
+        params = GMVAEClassifier(alpha=alpha).get_params()
+        supervision = Supervision(n_classes=10, n_labelled=labelled)
+        config = resolve_config(params, rows, features, "bernoulli", "cpu", supervision)
+        return config.classification_weight
+
+    # -(alpha / N_l) log q(y|x) per labelled row; "auto" is alpha = D * N_l.
+    assert weight("auto", 5000, 784, 100) == weight("auto", 50000, 784, 1000) == 784.0
+    assert weight("auto", 1797, 64, 50) == 64.0
+    assert weight(5000.0, 5000, 784, 100) == 50.0  # the paper's units
 
 
 def test_mixed_batches_hold_the_labelled_share():

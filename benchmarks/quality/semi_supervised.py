@@ -1,4 +1,4 @@
-"""Semi-supervised MNIST: GMVAEClassifier against scikit-learn's semi-supervised
+"""Semi-supervised MNIST (or digits): GMVAEClassifier against scikit-learn's semi-supervised
 baselines, on the same training rows and the same labels.
 
     python -m benchmarks.quality.semi_supervised --rows 5000 --test-rows 2000 \\
@@ -9,9 +9,9 @@ For every number of labels and seed, a balanced labelled set is drawn from the f
 other training rows are unlabelled (-1). Every method gets those rows and labels, and
 is scored by its accuracy on the first ``--test-rows`` rows of the MNIST test set:
 
-- ``GMVAEClassifier`` for each ``--variants`` (one restart, ``--epochs`` epochs, the
-  networks of ``--hidden`` and ``--latent-dim``, ``--alpha``, ``--learning-rate``
-  (1e-3, the study's), the other parameters the defaults);
+- ``GMVAEClassifier`` for each ``--variants`` and each ``--alpha`` (one restart,
+  ``--epochs`` epochs, the networks of ``--hidden`` and ``--latent-dim``,
+  ``--learning-rate`` (1e-3, the study's), the other parameters the defaults);
 - ``LabelSpreading(kernel="knn")`` on all the training rows;
 - ``SelfTrainingClassifier(LogisticRegression(max_iter=--lr-iter))`` on all the
   training rows;
@@ -20,6 +20,9 @@ is scored by its accuracy on the first ``--test-rows`` rows of the MNIST test se
   epochs and learning rate, rows assigned by q(y|x); fitted once per seed, on the
   training rows without labels), each cluster named by its labelled rows (the class c
   maximizing sum_i q(k|x_i) [y_i = c]).
+
+``--data digits`` takes sklearn's digits instead (scaled to [0, 1], a fixed shuffle,
+the last ``--test-rows`` rows the test set, labels / 10 of each digit labelled).
 
 One torch thread, one BLAS thread. Prints each score as it comes (and how many clusters
 the clustering used), then one Markdown table (mean ± sd over the seeds, and the mean
@@ -79,12 +82,16 @@ def _net(args: argparse.Namespace, seed: int) -> dict:
 def methods(args: argparse.Namespace, seed: int) -> dict[str, Callable]:
     """name -> a function of (X, y_partial) returning a fitted object with ``predict``."""
     net = _net(args, seed)
-    alpha = "auto" if args.alpha == "auto" else float(args.alpha)
     found: dict[str, Callable] = {}
     for variant in args.variants:
-        found[f"GMVAEClassifier ({variant})"] = lambda X, y, v=variant: GMVAEClassifier(
-            variant=v, alpha=alpha, **net
-        ).fit(X, y)
+        for alpha in args.alpha:
+            label = f"GMVAEClassifier ({variant})"
+            if len(args.alpha) > 1:
+                label = f"GMVAEClassifier ({variant}, alpha={alpha})"
+            value = "auto" if alpha == "auto" else float(alpha)
+            found[label] = lambda X, y, v=variant, a=value: GMVAEClassifier(
+                variant=v, alpha=a, **net
+            ).fit(X, y)
     found["LabelSpreading (knn)"] = lambda X, y: LabelSpreading(kernel="knn").fit(X, y)
     found["SelfTraining (LogisticRegression)"] = lambda X, y: SelfTrainingClassifier(
         LogisticRegression(max_iter=args.lr_iter)
@@ -117,7 +124,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--variants", nargs="+", default=["m2", "gmvae"])
     parser.add_argument("--hidden", nargs="+", type=int, default=[256, 256])
     parser.add_argument("--latent-dim", type=int, default=16)
-    parser.add_argument("--alpha", default="auto", help="GMVAEClassifier's alpha")
+    parser.add_argument(
+        "--alpha", nargs="+", default=["auto"], help="GMVAEClassifier's alpha (one fit each)"
+    )
+    parser.add_argument("--data", choices=["mnist", "digits"], default="mnist")
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--lr-iter", type=int, default=200, help="LogisticRegression max_iter")
     parser.add_argument(
@@ -129,14 +139,28 @@ def main(argv: list[str] | None = None) -> None:
         run(args)
 
 
-def run(args: argparse.Namespace) -> None:
-    """Fit and score every method for every seed and number of labels; print the table."""
+def load(args: argparse.Namespace) -> tuple[np.ndarray, ...]:
+    """Training rows, their labels, test rows, their labels: MNIST's first ``--rows``
+    training and first ``--test-rows`` test images, or sklearn's digits (scaled to
+    [0, 1]) in a fixed shuffle, the last ``--test-rows`` rows the test set."""
+    if args.data == "digits":
+        from sklearn.datasets import load_digits
+
+        X, y = load_digits(return_X_y=True)
+        order = np.random.RandomState(0).permutation(len(X))
+        X, y = (X / 16.0)[order], y[order]
+        cut = len(X) - args.test_rows
+        return X[: min(cut, args.rows)], y[: min(cut, args.rows)], X[cut:], y[cut:]
     from sk_gmvae.datasets import load_mnist
 
     X, y = load_mnist("train", return_X_y=True)
     X_test, y_test = load_mnist("test", return_X_y=True)
-    X, y = X[: args.rows], y[: args.rows]
-    X_test, y_test = X_test[: args.test_rows], y_test[: args.test_rows]
+    return X[: args.rows], y[: args.rows], X_test[: args.test_rows], y_test[: args.test_rows]
+
+
+def run(args: argparse.Namespace) -> None:
+    """Fit and score every method for every seed and number of labels; print the table."""
+    X, y, X_test, y_test = load(args)
     scores: dict[tuple[int, str], list[float]] = {}
     seconds: dict[tuple[int, str], list[float]] = {}
     name = "GMVAEClustering, then name clusters"
@@ -172,7 +196,7 @@ def run(args: argparse.Namespace) -> None:
                 seconds.setdefault((n_labels, name), []).append(fit_seconds)
                 print(f"seed {seed}, {n_labels} labels, {name}: {accuracy:.4f}", flush=True)
     print(
-        f"\nMNIST: first {args.rows} training rows, first {args.test_rows} test rows, "
+        f"\n{args.data}: {len(X)} training rows, {len(X_test)} test rows, "
         f"seeds {args.seeds}, {args.epochs} epochs, hidden {tuple(args.hidden)}, "
         f"latent_dim {args.latent_dim}, alpha {args.alpha}"
     )
