@@ -11,7 +11,8 @@ is scored by its accuracy on the first ``--test-rows`` rows of the MNIST test se
 
 - ``GMVAEClassifier`` for each ``--variants`` and each ``--alpha`` (one restart,
   ``--epochs`` epochs, the networks of ``--hidden`` and ``--latent-dim``,
-  ``--learning-rate`` (1e-3, the study's), the other parameters the defaults);
+  ``--learning-rate`` (1e-3, the study's), ``--params`` (JSON), the other
+  parameters the defaults);
 - ``LabelSpreading(kernel="knn")`` on all the training rows;
 - ``SelfTrainingClassifier(LogisticRegression(max_iter=--lr-iter))`` on all the
   training rows;
@@ -33,6 +34,7 @@ seconds of a fit); ``--methods`` runs only some. The figures are in docs/results
 from __future__ import annotations
 
 import argparse
+import json
 import time
 import warnings
 from collections.abc import Callable
@@ -90,7 +92,7 @@ def methods(args: argparse.Namespace, seed: int) -> dict[str, Callable]:
                 label = f"GMVAEClassifier ({variant}, alpha={alpha})"
             value = "auto" if alpha == "auto" else float(alpha)
             found[label] = lambda X, y, v=variant, a=value: GMVAEClassifier(
-                variant=v, alpha=a, **net
+                variant=v, alpha=a, **net, **args.params
             ).fit(X, y)
     found["LabelSpreading (knn)"] = lambda X, y: LabelSpreading(kernel="knn").fit(X, y)
     found["SelfTraining (LogisticRegression)"] = lambda X, y: SelfTrainingClassifier(
@@ -128,6 +130,9 @@ def main(argv: list[str] | None = None) -> None:
         "--alpha", nargs="+", default=["auto"], help="GMVAEClassifier's alpha (one fit each)"
     )
     parser.add_argument("--data", choices=["mnist", "digits"], default="mnist")
+    parser.add_argument(
+        "--params", type=json.loads, default={}, help="more GMVAEClassifier parameters, JSON"
+    )
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--lr-iter", type=int, default=200, help="LogisticRegression max_iter")
     parser.add_argument(
@@ -198,7 +203,7 @@ def run(args: argparse.Namespace) -> None:
     print(
         f"\n{args.data}: {len(X)} training rows, {len(X_test)} test rows, "
         f"seeds {args.seeds}, {args.epochs} epochs, hidden {tuple(args.hidden)}, "
-        f"latent_dim {args.latent_dim}, alpha {args.alpha}"
+        f"latent_dim {args.latent_dim}, alpha {args.alpha}, params {args.params}"
     )
     print("| labels | method | test accuracy | seconds per fit |\n| --- | --- | --- | --- |")
     for (n_labels, method), values in scores.items():
