@@ -63,8 +63,7 @@ class GMVAEClassifier(ClassifierMixin, _MixtureVAEBase):
         rows, in the paper's units (its objective sums the ELBO over the N training
         rows): each of the N_l labelled rows adds -(alpha / N_l) log q(y|x) to its
         loss. ``"auto"``: n_features * N_l, so that this weight is the number of
-        features, the scale of a row's ELBO (the paper's 0.1 * N is far smaller in
-        short trainings on fewer rows).
+        features, the scale of a row's ELBO (the paper's value is 0.1 * N).
     labelled_share : float in (0, 1], default=0.1
         When labelled rows are rarer than this share of the training rows, every batch
         holds round(labelled_share * batch_size) of them, drawn in turn from the

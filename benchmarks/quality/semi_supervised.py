@@ -155,7 +155,8 @@ def load(args: argparse.Namespace) -> tuple[np.ndarray, ...]:
         order = np.random.RandomState(0).permutation(len(X))
         X, y = (X / 16.0)[order], y[order]
         cut = len(X) - args.test_rows
-        return X[: min(cut, args.rows)], y[: min(cut, args.rows)], X[cut:], y[cut:]
+        rows = min(cut, args.rows)
+        return X[:rows], y[:rows], X[cut:], y[cut:]
     from sk_gmvae.datasets import load_mnist
 
     X, y = load_mnist("train", return_X_y=True)
