@@ -65,6 +65,9 @@ PRESETS = {
 # 1e-3 for batches of 100 from 10,000 rows, larger steps where a batch is more of the data.
 LEARNING_RATE = 1e-2
 LEARNING_RATE_RANGE = (1e-3, 1e-2)
+# docs/defaults.md, "The start": after the "umap" start the "auto" learning rate is
+# multiplied by this, so that the mixture refines its (strong) first assignment.
+STARTED_LEARNING_RATE_FACTOR = 0.1
 # docs/defaults.md, "The start": optimizer steps of the autoencoder's pre-training of a
 # pretrain_steps="auto" start (init="autoencoder" or "umap").
 AUTO_PRETRAIN_STEPS = 2000
@@ -661,7 +664,8 @@ def resolve_config(
     - ``max_epochs``: enough epochs for the data's :data:`PRESETS` ``steps``, at most
       its ``max_epochs``;
     - ``learning_rate``: ``LEARNING_RATE * sqrt(batch_size / n_samples)``, clipped to
-      ``LEARNING_RATE_RANGE``;
+      ``LEARNING_RATE_RANGE``, times ``STARTED_LEARNING_RATE_FACTOR`` after the
+      ``"umap"`` start;
     - ``binarize``, ``n_init``: the data's :data:`PRESETS`
       column; ``entropy_weight``: its ``entropy_share`` times ``eta``; ``n_init`` is 1
       with a ``RunCheckpoint`` (it resumes one run);
@@ -689,11 +693,16 @@ def resolve_config(
         max_epochs = max(1, math.ceil(data.steps / steps_per_epoch))
         if data.max_epochs is not None:
             max_epochs = min(max_epochs, data.max_epochs)
+    init, pretrain_steps = resolve_init(
+        params.get("init", "random"), params.get("pretrain_steps", "auto")
+    )
     learning_rate = params["learning_rate"]
     if learning_rate == "auto":
         # Adam's square-root scaling with the batch's share of the data.
         scaled = LEARNING_RATE * math.sqrt(params["batch_size"] / n_samples)
         learning_rate = float(np.clip(scaled, *LEARNING_RATE_RANGE))
+        if init == "umap":
+            learning_rate *= STARTED_LEARNING_RATE_FACTOR
     binarize = data.binarize if params["binarize"] == "auto" else bool(params["binarize"])
     entropy_weight = params["entropy_weight"]
     if entropy_weight == "auto":
@@ -705,9 +714,6 @@ def resolve_config(
     stops_early = params["tol"] is not None or has_callback(callbacks, EarlyStopping)
     trial = _trial_epochs(
         params["trial_epochs"], max_epochs, params["pretrain_epochs"], n_init, stops_early
-    )
-    init, pretrain_steps = resolve_init(
-        params.get("init", "random"), params.get("pretrain_steps", "auto")
     )
     supervised = (
         {}

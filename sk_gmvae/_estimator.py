@@ -121,7 +121,8 @@ class GMVAEClustering(ClusterMixin, _MixtureVAEBase):
     learning_rate : float or "auto", default="auto"
         Step size of the optimizer (skorch's ``lr``). ``"auto"``: 1e-2 x
         sqrt(batch_size / n_samples), within [1e-3, 1e-2] (the study's 1e-3 from
-        10,000 training rows with batches of 100).
+        10,000 training rows with batches of 100); a tenth of that after the
+        ``"umap"`` start.
     learning_rate_decay : float in (0, 1], default=1.0
         Ratio of the final learning rate to ``learning_rate``: after epoch e the rate is
         ``learning_rate * decay ** (e / max_epochs)``. 1 keeps it constant.

@@ -55,6 +55,9 @@ MIN_RELATIVE_GAIN = 0.01
 # UMAP's settings in the "umap" start (McConville et al.'s N2D): 10 dimensions, 20
 # neighbours, min_dist 0 (tightly packed clusters).
 UMAP_SETTINGS = {"n_components": 10, "n_neighbors": 20, "min_dist": 0.0}
+# Initializations of the start's Gaussian mixture, the one of highest likelihood kept
+# (GaussianMixture's n_init; docs/defaults.md, "The start").
+GMM_N_INIT = 10
 # The SeedSequence word of the start's random draws, apart from the net's three streams.
 _STREAM = 3
 # Variance floor of the per-cluster Gaussians set from codes (sklearn's reg_covar).
@@ -179,7 +182,8 @@ def fit_to_assignment(
 
 def first_assignment(codes: np.ndarray, n_clusters: int, method: str, seed: int) -> np.ndarray:
     """Responsibilities R (n, K) of the start's Gaussian mixture on the codes: diagonal on
-    the codes themselves (``"autoencoder"``), full on their UMAP embedding (``"umap"``)."""
+    the codes themselves (``"autoencoder"``), full on their UMAP embedding (``"umap"``);
+    the best of ``GMM_N_INIT`` initializations by likelihood."""
     if method == "umap":
         UMAP = require_umap()
         settings = dict(UMAP_SETTINGS)
@@ -191,7 +195,9 @@ def first_assignment(codes: np.ndarray, n_clusters: int, method: str, seed: int)
         covariance = "full"
     else:
         covariance = "diag"
-    gmm = GaussianMixture(n_clusters, covariance_type=covariance, random_state=seed)
+    gmm = GaussianMixture(
+        n_clusters, covariance_type=covariance, n_init=GMM_N_INIT, random_state=seed
+    )
     return gmm.fit(codes).predict_proba(codes)
 
 

@@ -7,6 +7,9 @@ import numpy as np
 import pytest
 import torch
 from _helpers import small_params
+from sklearn.datasets import make_blobs
+from sklearn.metrics import adjusted_rand_score
+from sklearn.mixture import GaussianMixture
 from sklearn.utils._param_validation import InvalidParameterError
 from skorch.callbacks import Callback
 
@@ -49,6 +52,13 @@ def test_auto_is_the_random_start_and_steps_resolve():
     assert (config.init, config.pretrain_steps) == ("random", 0)
     started = resolve_config({**params, "init": "umap"}, 500, 8, "gaussian", "cpu")
     assert (started.init, started.pretrain_steps) == ("umap", AUTO_PRETRAIN_STEPS)
+    # The mixture refines the "umap" start at a tenth of the rate; the weaker
+    # "autoencoder" start trains at the full rate.
+    assert started.learning_rate == pytest.approx(config.learning_rate / 10)
+    coded = resolve_config({**params, "init": "autoencoder"}, 500, 8, "gaussian", "cpu")
+    assert coded.learning_rate == config.learning_rate
+    chosen = {**params, "init": "umap", "learning_rate": 0.02}
+    assert resolve_config(chosen, 500, 8, "gaussian", "cpu").learning_rate == 0.02
     stacked = {**params, "init": "autoencoder", "n_init": 3, "stack_restarts": True}
     assert not resolve_config(stacked, 500, 8, "gaussian", "cpu").stack_restarts
 
@@ -146,6 +156,16 @@ def test_codes_without_spread_are_not_used():
     with pytest.warns(UserWarning, match="did not learn"):
         est = GMVAEClustering(2, init="autoencoder", pretrain_steps=50, **SMALL).fit(X)
     assert not _start_of(est).used_
+
+
+@pytest.mark.parametrize("seed", [0, 8])
+def test_first_assignment_keeps_the_best_of_several_mixtures(seed):
+    # Ten blobs where one EM run from these seeds merges two of them and splits another.
+    X, y = make_blobs(600, centers=10, cluster_std=0.5, center_box=(-10, 10), random_state=0)
+    one = GaussianMixture(10, covariance_type="diag", random_state=seed).fit_predict(X)
+    assert adjusted_rand_score(y, one) < 0.9
+    R = _start.first_assignment(X, 10, "autoencoder", seed)
+    assert adjusted_rand_score(y, R.argmax(1)) > 0.99
 
 
 def test_warm_start_does_not_start_again(separated):

@@ -21,7 +21,8 @@ import warnings
 from typing import Any
 
 import torch
-from skorch.callbacks import Callback
+from skorch.callbacks import Callback, LRScheduler
+from torch.optim.lr_scheduler import LambdaLR
 
 from benchmarks._common import load_datasets
 from sk_gmvae import GMVAEClustering, _start
@@ -60,6 +61,16 @@ class StepProbe(Callback):
                 self._score(net, self.done_)
 
 
+class _Ramp:
+    """A linear warm-up factor min(1, (t + 1) / steps) of step t (picklable)."""
+
+    def __init__(self, steps: int) -> None:
+        self.steps = steps
+
+    def __call__(self, step: int) -> float:
+        return min(1.0, (step + 1) / self.steps)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default="mnist", help="digits, mnist or fashion-mnist")
@@ -69,6 +80,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--params", default='{"init": "umap"}', help="GMVAEClustering, JSON")
     parser.add_argument("--steps", nargs="+", type=int, default=[30, 100, 300, 1000, 3600])
     parser.add_argument("--assignment-fraction", type=float, default=None)
+    parser.add_argument(
+        "--warmup", type=int, default=0, help="steps of a linear learning-rate warm-up"
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch threads")
     args = parser.parse_args(argv)
     if args.threads:
@@ -77,12 +91,16 @@ def main(argv: list[str] | None = None) -> None:
         _start.ASSIGNMENT_FRACTION = args.assignment_fraction
     X, y, _ = load_datasets([args.data], rows=args.rows)[args.data]
     probe = StepProbe(X, y, args.steps)
+    callbacks: list[Any] = [probe]
+    if args.warmup:  # lr of step t (from 0) = learning_rate * min(1, (t + 1) / warmup)
+        ramp = _Ramp(args.warmup)
+        callbacks.append(LRScheduler(LambdaLR, lr_lambda=ramp, step_every="batch"))
     params = json.loads(args.params)
     began = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         est = GMVAEClustering(
-            args.n_clusters, n_init=1, random_state=args.seed, callbacks=[probe], **params
+            args.n_clusters, n_init=1, random_state=args.seed, callbacks=callbacks, **params
         ).fit(X)
     print(
         f"labels_: {hungarian_accuracy(y, est.labels_):.4f}, {time.perf_counter() - began:.0f} s",
