@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 from skorch.callbacks import Callback, LRScheduler
-from torch.optim.lr_scheduler import LambdaLR
+from torch.optim.lr_scheduler import LinearLR
 
 from benchmarks._common import load_datasets
 from sk_gmvae import GMVAEClustering, _start
@@ -61,16 +61,6 @@ class StepProbe(Callback):
                 self._score(net, self.done_)
 
 
-class _Ramp:
-    """A linear warm-up factor min(1, (t + 1) / steps) of step t (picklable)."""
-
-    def __init__(self, steps: int) -> None:
-        self.steps = steps
-
-    def __call__(self, step: int) -> float:
-        return min(1.0, (step + 1) / self.steps)
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default="mnist", help="digits, mnist or fashion-mnist")
@@ -93,8 +83,8 @@ def main(argv: list[str] | None = None) -> None:
     probe = StepProbe(X, y, args.steps)
     callbacks: list[Any] = [probe]
     if args.warmup:  # lr of step t (from 0) = learning_rate * min(1, (t + 1) / warmup)
-        ramp = _Ramp(args.warmup)
-        callbacks.append(LRScheduler(LambdaLR, lr_lambda=ramp, step_every="batch"))
+        ramp = dict(start_factor=1 / args.warmup, total_iters=args.warmup - 1)
+        callbacks.append(LRScheduler(LinearLR, step_every="batch", **ramp))
     params = json.loads(args.params)
     began = time.perf_counter()
     with warnings.catch_warnings():
