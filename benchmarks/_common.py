@@ -44,8 +44,11 @@ def load_datasets(names: list[str], rows: int) -> dict[str, tuple[np.ndarray, np
             from sk_gmvae.datasets import DatasetUnavailableError, load_fashion_mnist, load_mnist
 
             load = load_mnist if name == "mnist" else load_fashion_mnist
+            # Beyond the 60,000 training images: all 70,000 (train + test), as the
+            # peers score MNIST.
+            subset = "train" if rows <= 60_000 else "all"
             try:
-                X, y = load("train", return_X_y=True)
+                X, y = load(subset, return_X_y=True)
             except DatasetUnavailableError as exc:  # its message says how to get the data
                 raise SystemExit(f"error: {exc}") from None
             out[name] = (X[:rows], y[:rows], False)

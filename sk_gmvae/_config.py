@@ -65,8 +65,11 @@ PRESETS = {
 # 1e-3 for batches of 100 from 10,000 rows, larger steps where a batch is more of the data.
 LEARNING_RATE = 1e-2
 LEARNING_RATE_RANGE = (1e-3, 1e-2)
-# docs/defaults.md, "The start": after the "umap" start the "auto" learning rate is
-# multiplied by this, so that the mixture refines its (strong) first assignment.
+# docs/defaults.md, "The start": after the "umap" start q(y|x) keeps the (strong) first
+# assignment it was fitted to: its own network learns at this fraction of the learning
+# rate; VaDE, whose q(y|x) is the prior's responsibility p(y|z), has none, and its
+# "auto" learning rate is multiplied by STARTED_LEARNING_RATE_FACTOR instead.
+STARTED_ASSIGNMENT_RATE_FACTOR = 0.01
 STARTED_LEARNING_RATE_FACTOR = 0.1
 # docs/defaults.md, "The start": optimizer steps of the autoencoder's pre-training of a
 # pretrain_steps="auto" start (init="autoencoder" or "umap").
@@ -141,6 +144,9 @@ class FitConfig:
     n_classes: int = 0
     labelled_per_batch: int | None = None
     classification_weight: float = 0.0
+    # q(y|x)'s network's learning rate where it differs from learning_rate (None: it
+    # does not), see resolve_config.
+    assignment_learning_rate: float | None = None
 
     @property
     def clusters_per_class(self) -> int:
@@ -664,8 +670,11 @@ def resolve_config(
     - ``max_epochs``: enough epochs for the data's :data:`PRESETS` ``steps``, at most
       its ``max_epochs``;
     - ``learning_rate``: ``LEARNING_RATE * sqrt(batch_size / n_samples)``, clipped to
-      ``LEARNING_RATE_RANGE``, times ``STARTED_LEARNING_RATE_FACTOR`` after the
-      ``"umap"`` start;
+      ``LEARNING_RATE_RANGE``; after the ``"umap"`` start q(y|x)'s own network
+      learns at ``STARTED_ASSIGNMENT_RATE_FACTOR`` times the learning rate, auto or
+      not (``assignment_learning_rate``), and VaDE, which has no such network (its
+      q(y|x) is the prior's responsibility), at ``STARTED_LEARNING_RATE_FACTOR`` times
+      the auto rate;
     - ``binarize``, ``n_init``: the data's :data:`PRESETS`
       column; ``entropy_weight``: its ``entropy_share`` times ``eta``; ``n_init`` is 1
       with a ``RunCheckpoint`` (it resumes one run);
@@ -701,8 +710,11 @@ def resolve_config(
         # Adam's square-root scaling with the batch's share of the data.
         scaled = LEARNING_RATE * math.sqrt(params["batch_size"] / n_samples)
         learning_rate = float(np.clip(scaled, *LEARNING_RATE_RANGE))
-        if init == "umap":
+        if init == "umap" and params["variant"] == "vade":
             learning_rate *= STARTED_LEARNING_RATE_FACTOR
+    assignment_learning_rate = None
+    if init == "umap" and params["variant"] != "vade":
+        assignment_learning_rate = float(learning_rate) * STARTED_ASSIGNMENT_RATE_FACTOR
     binarize = data.binarize if params["binarize"] == "auto" else bool(params["binarize"])
     entropy_weight = params["entropy_weight"]
     if entropy_weight == "auto":
@@ -758,5 +770,6 @@ def resolve_config(
         ),
         init=init,
         pretrain_steps=pretrain_steps,
+        assignment_learning_rate=assignment_learning_rate,
         **supervised,
     )

@@ -106,9 +106,10 @@ class GMVAEClustering(ClusterMixin, _MixtureVAEBase):
         q(y|x); the whole model then trains half as many steps on its ELBO with y
         observed at that assignment. ``"umap"``: the same, the first assignment from a
         full-covariance ``GaussianMixture`` on a 10-D UMAP of the codes (needs
-        ``sk_gmvae[umap]``). A start whose pre-training learned nothing is not used,
-        with a warning. Not with ``variant="dilokthanakul"`` or ``pretrain_epochs``.
-        ``"auto"``: ``"random"``.
+        ``sk_gmvae[umap]``); q(y|x)'s network (VaDE has none) then trains at a
+        tenth of ``learning_rate``, so that it keeps that assignment. A start whose
+        pre-training learned nothing is not used, with a warning. Not with
+        ``variant="dilokthanakul"`` or ``pretrain_epochs``. ``"auto"``: ``"random"``.
     pretrain_steps : int or "auto", default="auto"
         Optimizer steps of a pre-trained start's autoencoder. ``"auto"``: 2,000 (0 for
         the random start).

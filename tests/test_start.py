@@ -52,15 +52,37 @@ def test_auto_is_the_random_start_and_steps_resolve():
     assert (config.init, config.pretrain_steps) == ("random", 0)
     started = resolve_config({**params, "init": "umap"}, 500, 8, "gaussian", "cpu")
     assert (started.init, started.pretrain_steps) == ("umap", AUTO_PRETRAIN_STEPS)
-    # The mixture refines the "umap" start at a tenth of the rate; the weaker
-    # "autoencoder" start trains at the full rate.
-    assert started.learning_rate == pytest.approx(config.learning_rate / 10)
+    # After the "umap" start q(y|x)'s network learns at a hundredth of the rate, auto
+    # or not; VaDE has no such network and refines at a tenth of the auto rate. The
+    # other starts have neither rule.
+    assert started.learning_rate == config.learning_rate
+    assert started.assignment_learning_rate == pytest.approx(config.learning_rate / 100)
+    chosen = {**params, "init": "umap", "learning_rate": 0.02}
+    assert resolve_config(chosen, 500, 8, "gaussian", "cpu").assignment_learning_rate == 2e-4
+    vade = resolve_config({**params, "init": "umap", "variant": "vade"}, 500, 8, "gaussian", "cpu")
+    assert vade.learning_rate == pytest.approx(config.learning_rate / 10)
+    assert vade.assignment_learning_rate is None
     coded = resolve_config({**params, "init": "autoencoder"}, 500, 8, "gaussian", "cpu")
     assert coded.learning_rate == config.learning_rate
-    chosen = {**params, "init": "umap", "learning_rate": 0.02}
-    assert resolve_config(chosen, 500, 8, "gaussian", "cpu").learning_rate == 0.02
+    assert config.assignment_learning_rate is coded.assignment_learning_rate is None
     stacked = {**params, "init": "autoencoder", "n_init": 3, "stack_restarts": True}
     assert not resolve_config(stacked, 500, 8, "gaussian", "cpu").stack_restarts
+
+
+def test_umap_start_trains_q_y_at_its_own_rate(separated, tmp_path):
+    params = {**SMALL, "learning_rate": 0.01}
+    est = GMVAEClustering(3, init="umap", pretrain_steps=50, **params).fit(separated[0])
+    groups = est.net_.optimizer_.param_groups
+    rates = sorted(group["lr"] for group in groups)
+    assert rates == pytest.approx([0.0001, 0.01])
+    names = {id(p): name for name, p in est.net_.module_.named_parameters()}
+    (slow,) = (group for group in groups if group["lr"] == pytest.approx(0.0001))
+    qy = {name for name in names.values() if name.startswith("qy.")}
+    assert qy and {names[id(p)] for p in slow["params"]} == qy
+    assert sum(len(group["params"]) for group in groups) == len(names)
+    save_weights(est, tmp_path / "model.pt")  # a reloaded model goes on at both rates
+    loaded = load_weights(tmp_path / "model.pt").net_.optimizer_.param_groups
+    assert [group["lr"] for group in loaded] == [group["lr"] for group in groups]
 
 
 def test_random_start_adds_nothing(separated):

@@ -92,8 +92,10 @@ def main(argv: list[str] | None = None) -> None:
         est = GMVAEClustering(
             args.n_clusters, n_init=1, random_state=args.seed, callbacks=callbacks, **params
         ).fit(X)
+    seconds = time.perf_counter() - began
     print(
-        f"labels_: {hungarian_accuracy(y, est.labels_):.4f}, {time.perf_counter() - began:.0f} s",
+        f"labels_: {hungarian_accuracy(y, est.labels_):.4f}, {seconds:.0f} s, "
+        f"ELBO per row {est.score(X):.2f}",
         flush=True,
     )
 
