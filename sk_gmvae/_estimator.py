@@ -107,7 +107,7 @@ class GMVAEClustering(ClusterMixin, _MixtureVAEBase):
         observed at that assignment. ``"umap"``: the same, the first assignment from a
         full-covariance ``GaussianMixture`` on a 10-D UMAP of the codes (needs
         ``sk_gmvae[umap]``); q(y|x)'s network (VaDE has none) then trains at a
-        tenth of ``learning_rate``, so that it keeps that assignment. A start whose
+        hundredth of ``learning_rate``, so that it keeps that assignment. A start whose
         pre-training learned nothing is not used, with a warning. Not with
         ``variant="dilokthanakul"`` or ``pretrain_epochs``. ``"auto"``: ``"random"``.
     pretrain_steps : int or "auto", default="auto"
@@ -122,8 +122,8 @@ class GMVAEClustering(ClusterMixin, _MixtureVAEBase):
     learning_rate : float or "auto", default="auto"
         Step size of the optimizer (skorch's ``lr``). ``"auto"``: 1e-2 x
         sqrt(batch_size / n_samples), within [1e-3, 1e-2] (the study's 1e-3 from
-        10,000 training rows with batches of 100); a tenth of that after the
-        ``"umap"`` start.
+        10,000 training rows with batches of 100); for VaDE a tenth of that after
+        the ``"umap"`` start.
     learning_rate_decay : float in (0, 1], default=1.0
         Ratio of the final learning rate to ``learning_rate``: after epoch e the rate is
         ``learning_rate * decay ** (e / max_epochs)``. 1 keeps it constant.
@@ -137,7 +137,9 @@ class GMVAEClustering(ClusterMixin, _MixtureVAEBase):
         forward pass) and ``"cuda_graph"`` (``"auto"``, True or False: replay the whole
         training step as one CUDA graph; ``"auto"`` on CUDA unless ``compile`` is set
         or a callback acts on the gradients). Settings an estimator parameter holds
-        (``lr``, ``max_epochs``, ``module__*``, ...) are refused.
+        (``lr``, ``max_epochs``, ``module__*``, ...) are refused. Parameter groups
+        (``optimizer__param_groups``) come before the ``"umap"`` start's group of
+        q(y|x)'s network.
     n_init : int or "auto", default="auto"
         Number of trainings from different random initializations; the one ranked best
         by ``restart_selection`` is kept. ``"auto"``: 4 below 10,000 training rows, 1

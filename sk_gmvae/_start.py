@@ -310,6 +310,8 @@ class AutoencoderStart(Callback):
         )
         if not trained or not np.all(np.isfinite(codes)) or codes.std(0).max() < 1e-6:
             module.load_state_dict(initial)
+            for group in net.optimizer_.param_groups:  # no start to keep: one rate
+                group["lr"] = net.lr
             self.used_, self.agreement_ = False, float("nan")
             self.assignment_ = np.zeros(len(X), dtype=int)
             warnings.warn(

@@ -146,14 +146,18 @@ def build_net(config: FitConfig, seed: int | Sequence[int]) -> MixtureVAENet:
         device=config.device,
         verbose=int(config.verbose >= 2),  # skorch's table of the epochs
     )
-    if config.assignment_learning_rate is not None:
-        # q(y|x)'s network, qy, in a parameter group of its own rate (a started fit's
-        # restarts never stack, so the names are the model's own).
-        group = {"lr": config.assignment_learning_rate}
-        settings["optimizer__param_groups"] = [("qy.*", group)]
     # The engine switches (precision, compile, cuda_graph) and skorch's own settings;
     # checked by check_net_params.
     settings.update(config.net_params)
+    if config.assignment_learning_rate is not None:
+        # q(y|x)'s network, qy, in a parameter group of its own rate (a started fit's
+        # restarts never stack, so the names are the model's own), after the user's
+        # groups: skorch gives a parameter to the first pattern that matches it.
+        group = ("qy.*", {"lr": config.assignment_learning_rate})
+        settings["optimizer__param_groups"] = [
+            *settings.get("optimizer__param_groups", ()),
+            group,
+        ]
     return net_class(**settings)
 
 

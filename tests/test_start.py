@@ -15,6 +15,7 @@ from skorch.callbacks import Callback
 
 from sk_gmvae import GMVAEClustering, _start
 from sk_gmvae._config import AUTO_PRETRAIN_STEPS, resolve_config
+from sk_gmvae._training import build_net
 from sk_gmvae.metrics import hungarian_accuracy
 from sk_gmvae.persistence import load_weights, save_weights
 
@@ -83,6 +84,15 @@ def test_umap_start_trains_q_y_at_its_own_rate(separated, tmp_path):
     save_weights(est, tmp_path / "model.pt")  # a reloaded model goes on at both rates
     loaded = load_weights(tmp_path / "model.pt").net_.optimizer_.param_groups
     assert [group["lr"] for group in loaded] == [group["lr"] for group in groups]
+
+
+def test_users_parameter_groups_come_before_q_y_s():
+    # skorch gives a parameter to the first group whose pattern matches it.
+    mine = {"optimizer__param_groups": [("dec_out.*", {"lr": 0.05}), ("qy.0.*", {"lr": 0.5})]}
+    params = {**GMVAEClustering(init="umap", learning_rate=0.01).get_params(), "net_params": mine}
+    net = build_net(resolve_config(params, 500, 8, "gaussian", "cpu"), 0).initialize()
+    rates = [group["lr"] for group in net.optimizer_.param_groups]
+    assert rates == pytest.approx([0.05, 0.5, 0.0001, 0.01])
 
 
 def test_random_start_adds_nothing(separated):
@@ -160,14 +170,16 @@ def test_fit_to_assignment_makes_the_model_name_the_assigned_clusters(separated,
     assert np.mean(after == labels) > 0.95  # q(y|x) (VaDE: p(y|z)) names them as assigned
 
 
-def test_untrained_start_warns_and_is_not_used(separated, monkeypatch):
+@pytest.mark.parametrize("init", ["autoencoder", "umap"])
+def test_untrained_start_warns_and_is_not_used(separated, monkeypatch, init):
     X, _ = separated
     monkeypatch.setattr(_start, "PRETRAIN_LEARNING_RATE", 1e-12)  # it cannot move
     with pytest.warns(UserWarning, match="did not learn"):
-        est = GMVAEClustering(3, init="autoencoder", pretrain_steps=5, **SMALL).fit(X)
+        est = GMVAEClustering(3, init=init, pretrain_steps=5, **SMALL).fit(X)
     assert not _start_of(est).used_
     random = GMVAEClustering(3, init="random", **SMALL).fit(X)
-    # Undone: the fit is the random start's, weight for weight.
+    # Undone: the fit is the random start's, weight for weight (q(y|x)'s network
+    # included, which the "umap" start would have slowed).
     expected = random.net_.module_.state_dict()
     for name, value in est.net_.module_.state_dict().items():
         np.testing.assert_array_equal(value.numpy(), expected[name].numpy(), err_msg=name)
