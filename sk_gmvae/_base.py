@@ -113,7 +113,7 @@ class _MixtureVAEBase(
         "kl_warmup": [Interval(Real, 0, None, closed="left")],
         "pretrain_epochs": [Interval(Integral, 0, None, closed="left")],
         "init": [StrOptions({"auto", *INIT_METHODS})],
-        "pretrain_steps": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
+        "pretrain_steps": [Interval(Integral, 0, None, closed="left"), StrOptions({"auto"})],
         "max_epochs": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "learning_rate": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],

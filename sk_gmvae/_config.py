@@ -38,8 +38,13 @@ class DataPreset:
     steps: int  # optimizer steps of a max_epochs="auto" training
     max_epochs: int | None  # at most this many epochs for those steps (None: no limit)
     stack_on_cpu: bool  # restarts trained at once as one stacked model on the CPU too
+    umap_pretrain_steps: int  # the "umap" start's pre-training (0: UMAP of the rows)
 
 
+# docs/defaults.md, "The start": optimizer steps of the autoencoder's pre-training of a
+# pretrain_steps="auto" start: init="autoencoder", and init="umap" from LARGE_DATA_ROWS
+# (below, the preset's umap_pretrain_steps: UMAP of the rows themselves).
+AUTO_PRETRAIN_STEPS = 2000
 # docs/defaults.md, "Small and large data".
 LARGE_DATA_ROWS = 10_000
 PRESETS = {
@@ -50,6 +55,7 @@ PRESETS = {
         steps=2400,
         max_epochs=600,
         stack_on_cpu=True,
+        umap_pretrain_steps=0,
     ),
     "large": DataPreset(
         binarize=True,
@@ -58,6 +64,7 @@ PRESETS = {
         steps=3600,
         max_epochs=None,
         stack_on_cpu=False,
+        umap_pretrain_steps=AUTO_PRETRAIN_STEPS,
     ),
 }
 # docs/defaults.md, "Training length": learning_rate="auto" is
@@ -69,11 +76,8 @@ LEARNING_RATE_RANGE = (1e-3, 1e-2)
 # assignment it was fitted to: its own network learns at this fraction of the learning
 # rate; VaDE, whose q(y|x) is the prior's responsibility p(y|z), has none, and its
 # "auto" learning rate is multiplied by STARTED_LEARNING_RATE_FACTOR instead.
-STARTED_ASSIGNMENT_RATE_FACTOR = 0.01
+STARTED_ASSIGNMENT_RATE_FACTOR = 0.001
 STARTED_LEARNING_RATE_FACTOR = 0.1
-# docs/defaults.md, "The start": optimizer steps of the autoencoder's pre-training of a
-# pretrain_steps="auto" start (init="autoencoder" or "umap").
-AUTO_PRETRAIN_STEPS = 2000
 # docs/defaults.md, "Restarts": a restart's trial is this fraction of max_epochs.
 TRIAL_FRACTION = 1 / 6
 
@@ -529,16 +533,21 @@ def _named(callbacks: Sequence) -> list[tuple[str, Any]]:
     return [cb if isinstance(cb, tuple) else (type(cb).__name__, cb) for cb in callbacks]
 
 
-def resolve_init(init: str, pretrain_steps: int | str) -> tuple[str, int]:
+def resolve_init(init: str, pretrain_steps: int | str, n_samples: int) -> tuple[str, int]:
     """The start method and its pre-training steps of the estimator's ``init`` and
-    ``pretrain_steps``. ``init="auto"``: ``"random"`` (docs/defaults.md, "The start");
-    ``pretrain_steps="auto"``: ``AUTO_PRETRAIN_STEPS`` for a pre-trained start, else 0."""
+    ``pretrain_steps`` on ``n_samples`` rows. ``init="auto"``: ``"random"``
+    (docs/defaults.md, "The start"); ``pretrain_steps="auto"``: ``AUTO_PRETRAIN_STEPS``
+    for the ``"autoencoder"`` start, the data's :data:`PRESETS` ``umap_pretrain_steps``
+    for the ``"umap"`` start (none below ``LARGE_DATA_ROWS``), 0 for ``"random"``."""
     if init == "auto":
         init = "random"
     if init == "random":
         return init, 0
-    steps = AUTO_PRETRAIN_STEPS if pretrain_steps == "auto" else int(pretrain_steps)
-    return init, steps
+    if pretrain_steps != "auto":
+        return init, int(pretrain_steps)
+    if init == "umap":
+        return init, preset(n_samples).umap_pretrain_steps
+    return init, AUTO_PRETRAIN_STEPS
 
 
 def check_trainable(config: FitConfig) -> None:
@@ -555,11 +564,6 @@ def check_trainable(config: FitConfig) -> None:
                 f"init={config.init!r} replaces VaDE's in-training start pretrain_epochs="
                 f"{config.pretrain_epochs}: set pretrain_epochs=0 (the pre-training's "
                 "length is pretrain_steps)."
-            )
-        if config.pretrain_steps < 1:
-            raise ValueError(
-                f"init={config.init!r} pre-trains an autoencoder: pretrain_steps must be "
-                f"at least 1, got {config.pretrain_steps}."
             )
         if config.init == "umap":
             from ._start import require_umap
@@ -703,7 +707,7 @@ def resolve_config(
         if data.max_epochs is not None:
             max_epochs = min(max_epochs, data.max_epochs)
     init, pretrain_steps = resolve_init(
-        params.get("init", "random"), params.get("pretrain_steps", "auto")
+        params.get("init", "random"), params.get("pretrain_steps", "auto"), n_samples
     )
     learning_rate = params["learning_rate"]
     if learning_rate == "auto":

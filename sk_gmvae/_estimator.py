@@ -105,14 +105,18 @@ class GMVAEClustering(ClusterMixin, _MixtureVAEBase):
         first assignment, which starts the per-cluster prior (``gmvae``, ``vade``) and
         q(y|x); the whole model then trains half as many steps on its ELBO with y
         observed at that assignment. ``"umap"``: the same, the first assignment from a
-        full-covariance ``GaussianMixture`` on a 10-D UMAP of the codes (needs
-        ``sk_gmvae[umap]``); q(y|x)'s network (VaDE has none) then trains at a
-        hundredth of ``learning_rate``, so that it keeps that assignment. A start whose
+        full-covariance ``GaussianMixture`` on a 10-D UMAP of the codes, or of the rows
+        themselves below 10,000 rows (needs ``sk_gmvae[umap]``); q(y|x)'s network
+        (VaDE has none) then trains at a thousandth of ``learning_rate``, so that it
+        keeps that assignment. A start whose
         pre-training learned nothing is not used, with a warning. Not with
         ``variant="dilokthanakul"`` or ``pretrain_epochs``. ``"auto"``: ``"random"``.
     pretrain_steps : int or "auto", default="auto"
-        Optimizer steps of a pre-trained start's autoencoder. ``"auto"``: 2,000 (0 for
-        the random start).
+        Optimizer steps of a pre-trained start's autoencoder; 0: no autoencoder, the
+        start's Gaussian mixture (``"umap"``: and UMAP) takes the rows themselves, as
+        the model sees them (standardized with the Gaussian likelihood). ``"auto"``:
+        2,000, but 0 for ``"umap"`` below 10,000 training rows (0 for the random
+        start).
     max_epochs : int or "auto", default="auto"
         Number of passes over the training data. ``"auto"``: as many as take 2,400
         optimizer steps (at most 600 passes) below 10,000 training rows, 3,600 from

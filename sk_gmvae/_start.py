@@ -11,14 +11,18 @@
 - ``"umap"``: the same autoencoder, then UMAP of its codes to 10 dimensions and a
   full-covariance ``GaussianMixture`` there (the N2D recipe) for the first assignment.
 
+With ``pretrain_steps=0`` (the ``"umap"`` start's ``"auto"`` below 10,000 rows) there
+is no autoencoder: the rows themselves, as the model sees them, take the codes' place.
+
 The first assignment R (n, K) then starts the mixture: the per-cluster prior p(z|y) of
 the GMVAE and VaDE takes the moments of each cluster's codes (VaDE's mixture weights
 their shares), q(y|x) (every variant with an inference network of its own) is trained
 a few steps to R by cross-entropy, and then the whole mixture trains a few steps on its
 ELBO with y observed at the first assignment (:func:`fit_to_assignment`), so that each
 cluster's branch of the model has learned its rows before y is summed out. A
-pre-training that did not lower the reconstruction loss, or codes without spread, are
-not used: a ``UserWarning`` says so and the fit starts from the random weights.
+pre-training that did not lower the reconstruction loss, or codes (rows) without
+spread, are not used: a ``UserWarning`` says so and the fit starts from the random
+weights.
 :class:`AutoencoderStart` does all this at the beginning of a new training.
 """
 
@@ -44,8 +48,10 @@ INIT_METHODS = ("random", "autoencoder", "umap")
 # Optimizer steps of q(y|x)'s cross-entropy training on the first assignment.
 QY_STEPS = 500
 # Optimizer steps of the mixture's ELBO with y observed at the first assignment, as a
-# fraction of the pre-training's (docs/defaults.md, "The start").
+# fraction of the pre-training's, and without a pre-training (docs/defaults.md, "The
+# start").
 ASSIGNMENT_FRACTION = 0.5
+ASSIGNMENT_STEPS = 500
 # Adam's step size in the pre-training and q(y|x)'s cross-entropy steps (Adam's default),
 # apart from the mixture's ``learning_rate``, which can then be set for the mixture alone.
 PRETRAIN_LEARNING_RATE = 1e-3
@@ -219,13 +225,19 @@ def set_prior_from_codes(module: MixtureVAE, X: Tensor, R: np.ndarray) -> list[n
     return module.set_cluster_prior(means, variances, counts / counts.sum())
 
 
+def _varies(codes: np.ndarray) -> bool:
+    """Whether the codes are finite and some coordinate varies over the rows."""
+    return bool(np.all(np.isfinite(codes)) and codes.std(0).max() >= 1e-6)
+
+
 class AutoencoderStart(Callback):
     """Start a new training of a mixture VAE from a pre-trained autoencoder
     (``GMVAEClustering(init="autoencoder" or "umap")``; see the module docstring).
 
     At the beginning of a training with an empty history: ``steps`` Adam steps (step
     size ``PRETRAIN_LEARNING_RATE``, whatever the mixture's) of the autoencoder's
-    reconstruction loss, the first assignment R of the codes (``method``),
+    reconstruction loss, the first assignment R of the codes (``method``; of the rows
+    themselves when ``steps`` is 0),
     then the per-cluster prior from the codes of each cluster, ``qy_steps`` steps of
     q(y|x) on R and ``assignment_steps`` steps of the mixture's ELBO with y observed at
     argmax R (:func:`fit_to_assignment`). The draws (batch order, mixtures, UMAP)
@@ -236,7 +248,8 @@ class AutoencoderStart(Callback):
     Parameters
     ----------
     steps : int
-        Optimizer steps of the autoencoder's pre-training.
+        Optimizer steps of the autoencoder's pre-training; 0: none, the rows are
+        assigned as they are.
     method : {"autoencoder", "umap"}, default="autoencoder"
         How the codes are assigned: a diagonal Gaussian mixture on them, or a full one on
         their UMAP embedding.
@@ -244,7 +257,8 @@ class AutoencoderStart(Callback):
         Cross-entropy steps of q(y|x) on the first assignment.
     assignment_steps : int, default=None
         Steps of the mixture's ELBO with y observed at the first assignment; None:
-        ``ASSIGNMENT_FRACTION`` of ``steps``. 0: none.
+        ``ASSIGNMENT_FRACTION`` of ``steps``, ``ASSIGNMENT_STEPS`` when ``steps`` is 0.
+        0: none.
 
     Attributes
     ----------
@@ -254,7 +268,7 @@ class AutoencoderStart(Callback):
         spread).
     loss_before_, loss_after_ : float
         The reconstruction loss per row on the training rows before and after the
-        pre-training, nats.
+        pre-training, nats (NaN without one).
     assignment_ : ndarray of shape (n_samples,)
         The first assignment, argmax_k R_ik, in the model's cluster order at the start.
     agreement_ : float
@@ -281,6 +295,35 @@ class AutoencoderStart(Callback):
         X = torch.as_tensor(X, dtype=torch.float32, device=net.device)
         seed = int(np.random.SeedSequence([int(net.random_state), _STREAM]).generate_state(1)[0])
         generator = torch.Generator().manual_seed(seed)
+        if self.steps:
+            codes = self._pretrain(module, X, net.batch_size, generator, net.device)
+        else:  # no autoencoder: the rows themselves are clustered
+            self.loss_before_ = self.loss_after_ = float("nan")
+            codes = X.double().cpu().numpy()
+        if codes is None or not _varies(codes):
+            self._discard(net, len(X))
+            return
+        R = first_assignment(codes, module.n_clusters, self.method, seed)
+        self.assignment_ = R.argmax(1)
+        set_prior_from_codes(module, X, R)
+        self.agreement_ = self._fit_qy(module, X, R, net, generator)
+        steps = self.assignment_steps
+        if steps is None:
+            steps = round(ASSIGNMENT_FRACTION * self.steps) if self.steps else ASSIGNMENT_STEPS
+        fit_to_assignment(module, X, self.assignment_, steps, net.batch_size, generator, seed)
+        self.used_ = True
+
+    def _pretrain(
+        self,
+        module: MixtureVAE,
+        X: Tensor,
+        batch_size: int,
+        generator: torch.Generator,
+        device: Any,
+    ) -> np.ndarray | None:
+        """``steps`` steps of the autoencoder's reconstruction loss; its codes of X (n, L),
+        or None when its loss fell by less than ``MIN_RELATIVE_GAIN`` or the codes do not
+        vary (the weights are then back where they were)."""
         initial = copy.deepcopy(module.state_dict())
         self.loss_before_ = float(_over_rows(lambda x: reconstruction_loss(module, x), X, module))
         autoencoder = [
@@ -297,10 +340,10 @@ class AutoencoderStart(Callback):
             lambda rows: reconstruction_loss(module, X[rows]),
             len(X),
             self.steps,
-            net.batch_size,
+            batch_size,
             PRETRAIN_LEARNING_RATE,
             generator,
-            net.device,
+            device,
         )
         self.loss_after_ = float(_over_rows(lambda x: reconstruction_loss(module, x), X, module))
         codes = _over_rows(lambda x: encode(module, x), X, module).double().cpu().numpy()
@@ -308,31 +351,34 @@ class AutoencoderStart(Callback):
         trained = np.isfinite(self.loss_after_) and gain >= MIN_RELATIVE_GAIN * abs(
             self.loss_before_
         )
-        if not trained or not np.all(np.isfinite(codes)) or codes.std(0).max() < 1e-6:
+        if not trained or not _varies(codes):
             module.load_state_dict(initial)
-            for group in net.optimizer_.param_groups:  # no start to keep: one rate
-                group["lr"] = net.lr
-            self.used_, self.agreement_ = False, float("nan")
-            self.assignment_ = np.zeros(len(X), dtype=int)
-            warnings.warn(
+            return None
+        return codes
+
+    def _discard(self, net: Any, n_rows: int) -> None:
+        """No start: the weights are the random ones, every group trains at the net's
+        rate, and a ``UserWarning`` says why."""
+        for group in net.optimizer_.param_groups:  # no start to keep: one rate
+            group["lr"] = net.lr
+        self.used_, self.agreement_ = False, float("nan")
+        self.assignment_ = np.zeros(n_rows, dtype=int)
+        if self.steps:
+            why = (
                 f"The autoencoder's pre-training ({self.steps} steps) did not learn: its "
                 f"reconstruction loss went from {self.loss_before_:.4g} to "
-                f"{self.loss_after_:.4g} nats per row. Its codes are not used; training "
-                "starts from the random weights, as with init='random'. Raise "
-                "pretrain_steps, or scale X.",
-                UserWarning,
-                stacklevel=2,
+                f"{self.loss_after_:.4g} nats per row, or its codes do not vary. Its "
+                "codes are not used"
             )
-            return
-        R = first_assignment(codes, module.n_clusters, self.method, seed)
-        self.assignment_ = R.argmax(1)
-        set_prior_from_codes(module, X, R)
-        self.agreement_ = self._fit_qy(module, X, R, net, generator)
-        steps = self.assignment_steps
-        if steps is None:
-            steps = round(ASSIGNMENT_FRACTION * self.steps)
-        fit_to_assignment(module, X, self.assignment_, steps, net.batch_size, generator, seed)
-        self.used_ = True
+            fix = "Raise pretrain_steps, or scale X."
+        else:
+            why = "The rows do not vary (or are not finite): they cannot be clustered"
+            fix = "Check X."
+        warnings.warn(
+            f"{why}; training starts from the random weights, as with init='random'. {fix}",
+            UserWarning,
+            stacklevel=3,
+        )
 
     def _fit_qy(
         self, module: MixtureVAE, X: Tensor, R: np.ndarray, net: Any, generator: torch.Generator

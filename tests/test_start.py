@@ -37,7 +37,7 @@ def _start_of(est):
     "params, error",
     [
         ({"init": "kmeans"}, InvalidParameterError),
-        ({"init": "autoencoder", "pretrain_steps": 0}, InvalidParameterError),
+        ({"init": "autoencoder", "pretrain_steps": -1}, InvalidParameterError),
         ({"init": "autoencoder", "variant": "dilokthanakul"}, ValueError),
         ({"init": "autoencoder", "variant": "vade", "pretrain_epochs": 1}, ValueError),
     ],
@@ -51,19 +51,29 @@ def test_auto_is_the_random_start_and_steps_resolve():
     params = GMVAEClustering().get_params()
     config = resolve_config(params, 500, 8, "gaussian", "cpu")
     assert (config.init, config.pretrain_steps) == ("random", 0)
+    # The "umap" start pre-trains from 10,000 rows; below, UMAP takes the rows.
     started = resolve_config({**params, "init": "umap"}, 500, 8, "gaussian", "cpu")
-    assert (started.init, started.pretrain_steps) == ("umap", AUTO_PRETRAIN_STEPS)
-    # After the "umap" start q(y|x)'s network learns at a hundredth of the rate, auto
+    assert (started.init, started.pretrain_steps) == ("umap", 0)
+    large = resolve_config({**params, "init": "umap"}, 10_000, 8, "gaussian", "cpu")
+    assert large.pretrain_steps == AUTO_PRETRAIN_STEPS
+    chosen = resolve_config(
+        {**params, "init": "umap", "pretrain_steps": 7}, 500, 8, "gaussian", "cpu"
+    )
+    assert chosen.pretrain_steps == 7
+    # After the "umap" start q(y|x)'s network learns at a thousandth of the rate, auto
     # or not; VaDE has no such network and refines at a tenth of the auto rate. The
     # other starts have neither rule.
     assert started.learning_rate == config.learning_rate
-    assert started.assignment_learning_rate == pytest.approx(config.learning_rate / 100)
+    assert started.assignment_learning_rate == pytest.approx(config.learning_rate / 1000)
     chosen = {**params, "init": "umap", "learning_rate": 0.02}
-    assert resolve_config(chosen, 500, 8, "gaussian", "cpu").assignment_learning_rate == 2e-4
+    assert resolve_config(
+        chosen, 500, 8, "gaussian", "cpu"
+    ).assignment_learning_rate == pytest.approx(2e-5)
     vade = resolve_config({**params, "init": "umap", "variant": "vade"}, 500, 8, "gaussian", "cpu")
     assert vade.learning_rate == pytest.approx(config.learning_rate / 10)
     assert vade.assignment_learning_rate is None
     coded = resolve_config({**params, "init": "autoencoder"}, 500, 8, "gaussian", "cpu")
+    assert coded.pretrain_steps == AUTO_PRETRAIN_STEPS
     assert coded.learning_rate == config.learning_rate
     assert config.assignment_learning_rate is coded.assignment_learning_rate is None
     stacked = {**params, "init": "autoencoder", "n_init": 3, "stack_restarts": True}
@@ -75,9 +85,9 @@ def test_umap_start_trains_q_y_at_its_own_rate(separated, tmp_path):
     est = GMVAEClustering(3, init="umap", pretrain_steps=50, **params).fit(separated[0])
     groups = est.net_.optimizer_.param_groups
     rates = sorted(group["lr"] for group in groups)
-    assert rates == pytest.approx([0.0001, 0.01])
+    assert rates == pytest.approx([1e-5, 0.01])
     names = {id(p): name for name, p in est.net_.module_.named_parameters()}
-    (slow,) = (group for group in groups if group["lr"] == pytest.approx(0.0001))
+    (slow,) = (group for group in groups if group["lr"] == pytest.approx(1e-5))
     qy = {name for name in names.values() if name.startswith("qy.")}
     assert qy and {names[id(p)] for p in slow["params"]} == qy
     assert sum(len(group["params"]) for group in groups) == len(names)
@@ -92,7 +102,7 @@ def test_users_parameter_groups_come_before_q_y_s():
     params = {**GMVAEClustering(init="umap", learning_rate=0.01).get_params(), "net_params": mine}
     net = build_net(resolve_config(params, 500, 8, "gaussian", "cpu"), 0).initialize()
     rates = [group["lr"] for group in net.optimizer_.param_groups]
-    assert rates == pytest.approx([0.05, 0.5, 0.0001, 0.01])
+    assert rates == pytest.approx([0.05, 0.5, 1e-5, 0.01])
 
 
 def test_random_start_adds_nothing(separated):
@@ -185,11 +195,33 @@ def test_untrained_start_warns_and_is_not_used(separated, monkeypatch, init):
         np.testing.assert_array_equal(value.numpy(), expected[name].numpy(), err_msg=name)
 
 
-def test_codes_without_spread_are_not_used():
+@pytest.mark.parametrize("steps, message", [(50, "did not learn"), (0, "do not vary")])
+def test_codes_without_spread_are_not_used(steps, message):
     X = np.full((40, 4), 0.5)  # one row, 40 times: every code the same
-    with pytest.warns(UserWarning, match="did not learn"):
-        est = GMVAEClustering(2, init="autoencoder", pretrain_steps=50, **SMALL).fit(X)
+    with pytest.warns(UserWarning, match=message):
+        est = GMVAEClustering(2, init="autoencoder", pretrain_steps=steps, **SMALL).fit(X)
     assert not _start_of(est).used_
+
+
+@pytest.mark.parametrize("init", ["autoencoder", "umap"])
+def test_start_without_pretraining_clusters_the_rows(separated, monkeypatch, init):
+    X, y = separated
+    seen = []
+
+    def first_assignment(codes, *args):
+        seen.append(codes)
+        return _start.first_assignment.__wrapped__(codes, *args)
+
+    first_assignment.__wrapped__ = _start.first_assignment
+    monkeypatch.setattr(_start, "first_assignment", first_assignment)
+    raw = X * 10 + 3  # standardized inside the model: the start sees X's scale
+    est = GMVAEClustering(3, init=init, pretrain_steps=0, **SMALL).fit(raw)
+    start = _start_of(est)
+    assert start.used_ and np.isnan(start.loss_before_)
+    (codes,) = seen  # the rows as the model sees them, not an encoder's codes
+    np.testing.assert_allclose(codes, X, atol=1e-5)
+    assert hungarian_accuracy(y, start.assignment_) > 0.95
+    assert start.agreement_ > 0.95
 
 
 @pytest.mark.parametrize("seed", [0, 8])

@@ -146,9 +146,10 @@ _ESTIMATOR_OPTIONS: dict[str, tuple[Sequence[str], dict[str, Any], str]] = {
     ),
     "pretrain_steps": (
         ["--pretrain-steps"],
-        {"type": _or_auto(positive_int)},
-        "optimizer steps of the autoencoder's pre-training of --init autoencoder|umap "
-        "(auto: 2,000)",
+        {"type": _or_auto(non_negative_int)},
+        "optimizer steps of the autoencoder's pre-training of --init autoencoder|umap, "
+        "0 for none: the rows themselves are clustered (auto: 2,000; for umap below "
+        "10,000 rows, 0)",
     ),
     "binarize": (
         ["--binarize"],
