@@ -103,13 +103,13 @@ class GMVAEClustering(ClusterMixin, _MixtureVAEBase):
         ``"autoencoder"``: the encoder and decoder first train as an autoencoder for
         ``pretrain_steps`` steps, a diagonal ``GaussianMixture`` on its codes gives the
         first assignment, which starts the per-cluster prior (``gmvae``, ``vade``) and
-        q(y|x); the whole model then trains half as many steps on its ELBO with y
-        observed at that assignment. ``"umap"``: the same, the first assignment from a
-        full-covariance ``GaussianMixture`` on a 10-D UMAP of the codes, or of the rows
-        themselves below 10,000 rows (needs ``sk_gmvae[umap]``); q(y|x)'s network
-        (VaDE has none) then trains at a thousandth of ``learning_rate``, so that it
-        keeps that assignment. A start whose
-        pre-training learned nothing is not used, with a warning. Not with
+        q(y|x); the whole model then trains half as many steps (500 without a
+        pre-training) on its ELBO with y observed at that assignment. ``"umap"``: the
+        same, the first assignment from a full-covariance ``GaussianMixture`` on a 10-D
+        UMAP of the codes, or of the rows themselves below 10,000 rows (needs
+        ``sk_gmvae[umap]``); q(y|x)'s network (VaDE has none) then trains at a
+        thousandth of ``learning_rate``, so that it keeps that assignment. A start
+        whose pre-training learned nothing is not used, with a warning. Not with
         ``variant="dilokthanakul"`` or ``pretrain_epochs``. ``"auto"``: ``"random"``.
     pretrain_steps : int or "auto", default="auto"
         Optimizer steps of a pre-trained start's autoencoder; 0: no autoencoder, the
