@@ -39,6 +39,7 @@ class DataPreset:
     max_epochs: int | None  # at most this many epochs for those steps (None: no limit)
     stack_on_cpu: bool  # restarts trained at once as one stacked model on the CPU too
     umap_pretrain_steps: int  # the "umap" start's pre-training (0: UMAP of the rows)
+    umap_draws: int  # the "umap" start's UMAP embeddings, the most informative kept
 
 
 # docs/defaults.md, "The start": optimizer steps of the autoencoder's pre-training of a
@@ -56,6 +57,7 @@ PRESETS = {
         max_epochs=600,
         stack_on_cpu=True,
         umap_pretrain_steps=0,
+        umap_draws=1,  # each of the n_init restarts draws its own start
     ),
     "large": DataPreset(
         binarize=True,
@@ -65,6 +67,7 @@ PRESETS = {
         max_epochs=None,
         stack_on_cpu=False,
         umap_pretrain_steps=AUTO_PRETRAIN_STEPS,
+        umap_draws=5,
     ),
 }
 # docs/defaults.md, "Training length": learning_rate="auto" is
@@ -106,7 +109,8 @@ class FitConfig:
     standardized: :func:`resolve_standardize`), ``trial_epochs`` (None when every
     restart trains ``max_epochs``), ``stack_restarts`` (whether the restarts train at
     once, as one stacked model), ``init`` and ``pretrain_steps`` (the start,
-    :func:`resolve_init`) and ``variant_params`` (the variant's settings, defaults
+    :func:`resolve_init`), ``start_draws`` (the ``"umap"`` start's UMAP embeddings, the
+    data's :data:`PRESETS` ``umap_draws``) and ``variant_params`` (the variant's settings, defaults
     filled in, ``"auto"`` resolved: :func:`resolve_variant_params`).
     """
 
@@ -144,6 +148,7 @@ class FitConfig:
     variant_params: Mapping[str, Any] = field(default_factory=dict)
     init: str = "random"
     pretrain_steps: int = 0
+    start_draws: int = 1
     # Semi-supervised training (GMVAEClassifier; 0 classes: none), see resolve_supervision.
     n_classes: int = 0
     labelled_per_batch: int | None = None
@@ -774,6 +779,7 @@ def resolve_config(
         ),
         init=init,
         pretrain_steps=pretrain_steps,
+        start_draws=data.umap_draws,
         assignment_learning_rate=assignment_learning_rate,
         **supervised,
     )

@@ -109,7 +109,8 @@ class GMVAEClustering(ClusterMixin, _MixtureVAEBase):
         UMAP of the codes, or of the rows themselves below 10,000 rows (needs
         ``sk_gmvae[umap]``); q(y|x)'s network (VaDE has none) then trains at a
         thousandth of ``learning_rate``, so that it keeps that assignment. A start
-        whose pre-training learned nothing is not used, with a warning. Not with
+        whose pre-training learned nothing, or whose codes (rows) do not vary, is not
+        used, with a warning. Not with
         ``variant="dilokthanakul"`` or ``pretrain_epochs``. ``"auto"``: ``"random"``.
     pretrain_steps : int or "auto", default="auto"
         Optimizer steps of a pre-trained start's autoencoder; 0: no autoencoder, the

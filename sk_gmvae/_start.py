@@ -42,6 +42,7 @@ from torch import Tensor, nn
 from ._inference import chunk_rows
 from ._model import ClusterGaussian, MixtureVAE, OneHotConcatLinear, _linear
 from ._objective import WeightedNegativeELBO, elbo_terms
+from .metrics import mutual_information
 
 # The start methods of ``init``, after "auto" is resolved.
 INIT_METHODS = ("random", "autoencoder", "umap")
@@ -186,25 +187,42 @@ def fit_to_assignment(
     )
 
 
-def first_assignment(codes: np.ndarray, n_clusters: int, method: str, seed: int) -> np.ndarray:
+def first_assignment(
+    codes: np.ndarray, n_clusters: int, method: str, seed: int, draws: int = 1
+) -> np.ndarray:
     """Responsibilities R (n, K) of the start's Gaussian mixture on the codes: diagonal on
-    the codes themselves (``"autoencoder"``), full on their UMAP embedding (``"umap"``);
-    the best of ``GMM_N_INIT`` initializations by likelihood."""
-    if method == "umap":
+    the codes themselves (``"autoencoder"``), full on their UMAP embedding (``"umap"``;
+    on the codes of fewer than 3 rows); the best of ``GMM_N_INIT`` initializations by
+    likelihood. With ``draws`` > 1 the ``"umap"`` start embeds the codes that many
+    times (UMAP seeds ``seed``, ``seed + 1``, ...) and keeps the mixture whose
+    responsibilities carry the most information about the rows, I(X; Y) =
+    H(Y) - H(Y|X) (``mutual_information``)."""
+    embeddings: Any = [codes]
+    # UMAP needs two neighbours per row: fewer than 3 rows are assigned as they are.
+    if method == "umap" and len(codes) > 2:
         UMAP = require_umap()
         settings = dict(UMAP_SETTINGS)
         settings["n_neighbors"] = min(settings["n_neighbors"], len(codes) - 1)
         # UMAP's spectral start needs more rows than dimensions; else its random one.
         settings["n_components"] = min(settings["n_components"], max(1, len(codes) - 2))
-        init = "spectral" if len(codes) > 2 * settings["n_components"] + 2 else "random"
-        codes = UMAP(**settings, init=init, random_state=seed, n_jobs=1).fit_transform(codes)
-        covariance = "full"
-    else:
-        covariance = "diag"
-    gmm = GaussianMixture(
-        n_clusters, covariance_type=covariance, n_init=GMM_N_INIT, random_state=seed
-    )
-    return gmm.fit(codes).predict_proba(codes)
+        settings["init"] = "spectral" if len(codes) > 2 * settings["n_components"] + 2 else "random"
+        embeddings = (
+            UMAP(**settings, random_state=(seed + draw) % 2**32, n_jobs=1).fit_transform(codes)
+            for draw in range(draws)
+        )
+    best, most = None, -np.inf
+    for embedding in embeddings:
+        gmm = GaussianMixture(
+            n_clusters,
+            covariance_type="full" if method == "umap" else "diag",
+            n_init=GMM_N_INIT,
+            random_state=seed,
+        )
+        R = gmm.fit(embedding).predict_proba(embedding)
+        information = mutual_information(R)
+        if best is None or information > most:
+            best, most = R, information
+    return best
 
 
 def set_prior_from_codes(module: MixtureVAE, X: Tensor, R: np.ndarray) -> list[nn.Parameter]:
@@ -231,8 +249,9 @@ def _varies(codes: np.ndarray) -> bool:
 
 
 class AutoencoderStart(Callback):
-    """Start a new training of a mixture VAE from a pre-trained autoencoder
-    (``GMVAEClustering(init="autoencoder" or "umap")``; see the module docstring).
+    """Start a new training of a mixture VAE from a pre-trained autoencoder, or from the
+    rows themselves (``GMVAEClustering(init="autoencoder" or "umap")``; see the module
+    docstring).
 
     At the beginning of a training with an empty history: ``steps`` Adam steps (step
     size ``PRETRAIN_LEARNING_RATE``, whatever the mixture's) of the autoencoder's
@@ -259,13 +278,16 @@ class AutoencoderStart(Callback):
         Steps of the mixture's ELBO with y observed at the first assignment; None:
         ``ASSIGNMENT_FRACTION`` of ``steps``, ``ASSIGNMENT_STEPS`` when ``steps`` is 0.
         0: none.
+    draws : int, default=1
+        UMAP embeddings of the codes (``"umap"``); the one whose mixture has the largest
+        I(X; Y) gives the first assignment (:func:`first_assignment`).
 
     Attributes
     ----------
     used_ : bool
         Whether the start was used (False: it learned nothing, and was undone: its
-        loss fell by less than ``MIN_RELATIVE_GAIN`` of its start, or its codes have no
-        spread).
+        loss fell by less than ``MIN_RELATIVE_GAIN`` of its start, or its codes, the
+        rows without a pre-training, have no spread).
     loss_before_, loss_after_ : float
         The reconstruction loss per row on the training rows before and after the
         pre-training, nats (NaN without one).
@@ -282,11 +304,13 @@ class AutoencoderStart(Callback):
         method: str = "autoencoder",
         qy_steps: int = QY_STEPS,
         assignment_steps: int | None = None,
+        draws: int = 1,
     ) -> None:
         self.steps = steps
         self.method = method
         self.qy_steps = qy_steps
         self.assignment_steps = assignment_steps
+        self.draws = draws
 
     def on_train_begin(self, net: Any, X: Any = None, **kwargs: Any) -> None:
         module = net.module_
@@ -303,7 +327,7 @@ class AutoencoderStart(Callback):
         if codes is None or not _varies(codes):
             self._discard(net, len(X))
             return
-        R = first_assignment(codes, module.n_clusters, self.method, seed)
+        R = first_assignment(codes, module.n_clusters, self.method, seed, self.draws)
         self.assignment_ = R.argmax(1)
         set_prior_from_codes(module, X, R)
         self.agreement_ = self._fit_qy(module, X, R, net, generator)

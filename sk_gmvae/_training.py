@@ -66,7 +66,8 @@ def build_net(config: FitConfig, seed: int | Sequence[int]) -> MixtureVAENet:
     stacked = not isinstance(seed, int | np.integer)
     callbacks: list = []
     if config.init != "random":  # first: the guard keeps the started weights
-        callbacks.append(("start", AutoencoderStart(config.pretrain_steps, method=config.init)))
+        start = AutoencoderStart(config.pretrain_steps, config.init, draws=config.start_draws)
+        callbacks.append(("start", start))
     # Stacked, the first non-finite loss stops training (``Restarts`` then trains the
     # restarts one by one), so that one restart's divergence cannot affect the others.
     callbacks += [("divergence_guard", DivergenceGuard(max_recoveries=0 if stacked else 3))]

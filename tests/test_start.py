@@ -56,6 +56,8 @@ def test_auto_is_the_random_start_and_steps_resolve():
     assert (started.init, started.pretrain_steps) == ("umap", 0)
     large = resolve_config({**params, "init": "umap"}, 10_000, 8, "gaussian", "cpu")
     assert large.pretrain_steps == AUTO_PRETRAIN_STEPS
+    # One UMAP draw a start below 10,000 rows (the restarts draw theirs), five above.
+    assert (started.start_draws, large.start_draws) == (1, 5)
     chosen = resolve_config(
         {**params, "init": "umap", "pretrain_steps": 7}, 500, 8, "gaussian", "cpu"
     )
@@ -195,31 +197,39 @@ def test_untrained_start_warns_and_is_not_used(separated, monkeypatch, init):
         np.testing.assert_array_equal(value.numpy(), expected[name].numpy(), err_msg=name)
 
 
-@pytest.mark.parametrize("steps, message", [(50, "did not learn"), (0, "do not vary")])
+@pytest.mark.parametrize("steps, message", [(50, "did not learn"), (0, "rows do not vary")])
 def test_codes_without_spread_are_not_used(steps, message):
     X = np.full((40, 4), 0.5)  # one row, 40 times: every code the same
     with pytest.warns(UserWarning, match=message):
         est = GMVAEClustering(2, init="autoencoder", pretrain_steps=steps, **SMALL).fit(X)
-    assert not _start_of(est).used_
+    start = _start_of(est)
+    assert not start.used_
+    assert np.isnan(start.loss_before_) == (steps == 0)  # no pre-training ran
 
 
 @pytest.mark.parametrize("init", ["autoencoder", "umap"])
 def test_start_without_pretraining_clusters_the_rows(separated, monkeypatch, init):
     X, y = separated
-    seen = []
+    seen, steps = [], []
+    assign, fit_to = _start.first_assignment, _start.fit_to_assignment
 
     def first_assignment(codes, *args):
         seen.append(codes)
-        return _start.first_assignment.__wrapped__(codes, *args)
+        return assign(codes, *args)
 
-    first_assignment.__wrapped__ = _start.first_assignment
+    def fit_to_assignment(module, rows, labels, n_steps, *args):
+        steps.append(n_steps)
+        return fit_to(module, rows, labels, n_steps, *args)
+
     monkeypatch.setattr(_start, "first_assignment", first_assignment)
+    monkeypatch.setattr(_start, "fit_to_assignment", fit_to_assignment)
     raw = X * 10 + 3  # standardized inside the model: the start sees X's scale
     est = GMVAEClustering(3, init=init, pretrain_steps=0, **SMALL).fit(raw)
     start = _start_of(est)
     assert start.used_ and np.isnan(start.loss_before_)
     (codes,) = seen  # the rows as the model sees them, not an encoder's codes
     np.testing.assert_allclose(codes, X, atol=1e-5)
+    assert steps == [_start.ASSIGNMENT_STEPS]  # not a fraction of no pre-training
     assert hungarian_accuracy(y, start.assignment_) > 0.95
     assert start.agreement_ > 0.95
 
@@ -234,12 +244,44 @@ def test_first_assignment_keeps_the_best_of_several_mixtures(seed):
     assert adjusted_rand_score(y, R.argmax(1)) > 0.99
 
 
+def test_umap_start_keeps_the_most_informative_of_its_draws(monkeypatch):
+    # Four blobs; the second of three stand-in embeddings separates them, the others
+    # put two pairs of blobs together (less information about the rows).
+    X, y = make_blobs(400, centers=4, n_features=3, cluster_std=0.3, random_state=0)
+    separated = np.eye(4)[y] * 10 + np.random.default_rng(0).normal(size=(400, 4))
+    merged = separated[:, [0, 0, 2, 2]] + separated[:, [1, 1, 3, 3]]
+    seeds = []
+
+    class StandIn:
+        def __init__(self, random_state, **settings):
+            self.random_state = random_state
+
+        def fit_transform(self, codes):
+            seeds.append(self.random_state)
+            return separated if self.random_state == 8 else merged
+
+    monkeypatch.setattr(_start, "require_umap", lambda: StandIn)
+    R = _start.first_assignment(X, 4, "umap", 7, draws=3)
+    assert seeds == [7, 8, 9]
+    assert adjusted_rand_score(y, R.argmax(1)) == 1.0
+    one = _start.first_assignment(X, 4, "umap", 7)  # one draw: the first embedding
+    assert adjusted_rand_score(y, one.argmax(1)) < 0.7
+
+
 def test_warm_start_does_not_start_again(separated):
     X, _ = separated
     est = GMVAEClustering(3, init="autoencoder", pretrain_steps=50, **SMALL).fit(X)
     first = _start_of(est).assignment_
     est.set_params(warm_start=True, max_epochs=1).fit(X)
     assert _start_of(est).assignment_ is first
+
+
+def test_umap_start_of_two_rows():
+    # UMAP needs two neighbours per row; two rows are assigned as they are.
+    X = np.array([[0.0, 1.0], [1.0, 0.0]])
+    est = GMVAEClustering(2, init="umap", **SMALL).fit(X)
+    assert _start_of(est).used_
+    assert sorted(est.labels_) == [0, 1]
 
 
 def test_missing_umap_names_the_extra(separated, monkeypatch):

@@ -1,7 +1,8 @@
 """How the mixture starts (``init``), against the usual baselines, on the same rows and
 seeds: KMeans, a GaussianMixture on the raw data, UMAP + GaussianMixture on the raw data
 (N2D without the autoencoder), the package's autoencoder + UMAP + GaussianMixture at the
-same optimizer-step budget as the mixture VAEs (pre-training + training), and
+same optimizer-step budget as a pre-trained start's mixture VAE (pre-training +
+training), and
 ``GMVAEClustering`` with each start. For a started model the table also gives the
 first assignment's Hungarian accuracy ("start") and the change from it to the fitted
 model's own labels ("drift"). One JSON line per (method, seed) is printed (and appended
@@ -80,7 +81,8 @@ def _baseline(name: str, X: np.ndarray, k: int, seed: int, budget: int) -> tuple
         emb = UMAP(**UMAP_SETTINGS, random_state=seed, n_jobs=1).fit_transform(X)
         gmm = GaussianMixture(k, covariance_type="full", n_init=GMM_N_INIT, random_state=seed)
         return gmm.fit_predict(emb), {}
-    # The "umap" start's first assignment with the whole budget as pre-training: the
+    # The "umap" start's first assignment with the whole budget of a pre-trained start
+    # (its 2,000 steps + the training) as pre-training: the
     # package's autoencoder trained `budget` steps, UMAP of its codes, a full GMM there.
     est = GMVAEClustering(
         k, init="umap", pretrain_steps=budget, max_epochs=1, n_init=1, random_state=seed

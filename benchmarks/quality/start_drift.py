@@ -9,7 +9,9 @@ One ``GMVAEClustering(n_init=1)`` fit with ``--params``; a callback evaluates q(
 (``posterior``, eval mode, float32) when training begins, after the start, and after
 each step in ``--steps``. ``--assignment-fraction`` sets the start's steps of the ELBO
 with y observed at the first assignment, as a fraction of the pre-training's (default:
-the package's ``ASSIGNMENT_FRACTION``; 0: none).
+the package's ``ASSIGNMENT_FRACTION``; 0: none), ``--assignment-steps`` their number
+for a start without a pre-training (``ASSIGNMENT_STEPS``; the "umap" start below
+10,000 rows).
 """
 
 from __future__ import annotations
@@ -70,6 +72,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--params", default='{"init": "umap"}', help="GMVAEClustering, JSON")
     parser.add_argument("--steps", nargs="+", type=int, default=[30, 100, 300, 1000, 3600])
     parser.add_argument("--assignment-fraction", type=float, default=None)
+    parser.add_argument("--assignment-steps", type=int, default=None)
     parser.add_argument(
         "--warmup", type=int, default=0, help="steps of a linear learning-rate warm-up"
     )
@@ -79,6 +82,8 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(args.threads)
     if args.assignment_fraction is not None:
         _start.ASSIGNMENT_FRACTION = args.assignment_fraction
+    if args.assignment_steps is not None:
+        _start.ASSIGNMENT_STEPS = args.assignment_steps
     X, y, _ = load_datasets([args.data], rows=args.rows)[args.data]
     probe = StepProbe(X, y, args.steps)
     callbacks: list[Any] = [probe]

@@ -4,12 +4,14 @@ likelihood), on the same UMAP embeddings of the start's own codes.
 
     python -m benchmarks.quality.start_mixture --data mnist --rows 10000 --seeds 0 1 2
 
-For each seed, ``GMVAEClustering(init="umap", random_state=seed)`` pre-trains its
-autoencoder as a fit does; its codes are taken where the start hands them to
-``first_assignment`` (and the fit stops there). Then ``--draws`` UMAP embeddings of
-those codes (the start's own UMAP seed and the next ones) each get a full-covariance
-``GaussianMixture`` with ``n_init=1`` and with ``n_init=GMM_N_INIT``, both from the
-start's seed. One JSON line per (seed, draw, n_init); then the means.
+For each seed, ``GMVAEClustering(init="umap", pretrain_steps=AUTO_PRETRAIN_STEPS,
+random_state=seed)`` pre-trains its autoencoder as a fit does (from 10,000 rows, the
+"umap" start's default; below, the default takes the rows themselves); its codes are
+taken where the start hands them to ``first_assignment`` (and the fit stops there).
+Then ``--draws`` UMAP embeddings of those codes (the start's own UMAP seed and the next
+ones) each get a full-covariance ``GaussianMixture`` with ``n_init=1`` and with
+``n_init=GMM_N_INIT``, both from the start's seed. One JSON line per (seed, draw,
+n_init); then the means.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from sklearn.mixture import GaussianMixture
 
 from benchmarks._common import load_datasets
 from sk_gmvae import GMVAEClustering, _start
+from sk_gmvae._config import AUTO_PRETRAIN_STEPS
 from sk_gmvae.metrics import hungarian_accuracy, mutual_information
 
 
@@ -45,7 +48,9 @@ def start_codes(X: np.ndarray, k: int, seed: int) -> tuple[np.ndarray, int]:
     original = _start.first_assignment
     _start.first_assignment = probe
     try:
-        GMVAEClustering(k, init="umap", n_init=1, random_state=seed).fit(X)
+        GMVAEClustering(
+            k, init="umap", pretrain_steps=AUTO_PRETRAIN_STEPS, n_init=1, random_state=seed
+        ).fit(X)
     except _Codes as captured:
         return captured.codes, captured.seed
     finally:

@@ -9,8 +9,8 @@
   epochs; ``GMVAEClustering(kl_warmup=...)``.
 - :class:`GMMPriorInit`: VaDE's initialisation of the mixture prior from a Gaussian
   mixture fitted to an autoencoder's codes; ``GMVAEClustering(pretrain_epochs=...)``.
-- :class:`AutoencoderStart`: the start from a pre-trained autoencoder, its codes' first
-  assignment, the per-cluster prior and q(y|x) set from it;
+- :class:`AutoencoderStart`: the start from a pre-trained autoencoder's codes (or the
+  rows themselves), their first assignment, the per-cluster prior and q(y|x) set from it;
   ``GMVAEClustering(init="autoencoder" or "umap")``.
 - :class:`CSVHistoryLogger`, :func:`history_records`, :func:`write_csv`, :func:`read_csv`:
   the per-epoch history as plain records and as a CSV file.
