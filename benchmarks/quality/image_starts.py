@@ -82,8 +82,9 @@ def _baseline(name: str, X: np.ndarray, k: int, seed: int, budget: int) -> tuple
         gmm = GaussianMixture(k, covariance_type="full", n_init=GMM_N_INIT, random_state=seed)
         return gmm.fit_predict(emb), {}
     # The "umap" start's first assignment with the whole budget of a pre-trained start
-    # (its 2,000 steps + the training) as pre-training: the
-    # package's autoencoder trained `budget` steps, UMAP of its codes, a full GMM there.
+    # (its 2,000 steps + the training) as pre-training: the package's autoencoder
+    # trained `budget` steps, UMAP of its codes, a full GMM there (from 10,000 rows the
+    # most informative of the start's UMAP draws, as the start's own).
     est = GMVAEClustering(
         k, init="umap", pretrain_steps=budget, max_epochs=1, n_init=1, random_state=seed
     ).fit(X)
