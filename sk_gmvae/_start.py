@@ -187,6 +187,18 @@ def fit_to_assignment(
     )
 
 
+def umap_embedding(codes: np.ndarray, seed: int) -> np.ndarray:
+    """The codes (at least 3 rows) in the start's UMAP embedding (``UMAP_SETTINGS``,
+    fewer neighbours and dimensions where there are few rows), drawn with ``seed``."""
+    UMAP = require_umap()
+    settings = dict(UMAP_SETTINGS)
+    settings["n_neighbors"] = min(settings["n_neighbors"], len(codes) - 1)
+    # UMAP's spectral start needs more rows than dimensions; else its random one.
+    settings["n_components"] = min(settings["n_components"], max(1, len(codes) - 2))
+    settings["init"] = "spectral" if len(codes) > 2 * settings["n_components"] + 2 else "random"
+    return UMAP(**settings, random_state=seed % 2**32, n_jobs=1).fit_transform(codes)
+
+
 def first_assignment(
     codes: np.ndarray, n_clusters: int, method: str, seed: int, draws: int = 1
 ) -> np.ndarray:
@@ -200,16 +212,7 @@ def first_assignment(
     embeddings: Any = [codes]
     # UMAP needs two neighbours per row: fewer than 3 rows are assigned as they are.
     if method == "umap" and len(codes) > 2:
-        UMAP = require_umap()
-        settings = dict(UMAP_SETTINGS)
-        settings["n_neighbors"] = min(settings["n_neighbors"], len(codes) - 1)
-        # UMAP's spectral start needs more rows than dimensions; else its random one.
-        settings["n_components"] = min(settings["n_components"], max(1, len(codes) - 2))
-        settings["init"] = "spectral" if len(codes) > 2 * settings["n_components"] + 2 else "random"
-        embeddings = (
-            UMAP(**settings, random_state=(seed + draw) % 2**32, n_jobs=1).fit_transform(codes)
-            for draw in range(draws)
-        )
+        embeddings = (umap_embedding(codes, seed + draw) for draw in range(draws))
     best, most = None, -np.inf
     for embedding in embeddings:
         gmm = GaussianMixture(
@@ -319,12 +322,15 @@ class AutoencoderStart(Callback):
         X = torch.as_tensor(X, dtype=torch.float32, device=net.device)
         seed = int(np.random.SeedSequence([int(net.random_state), _STREAM]).generate_state(1)[0])
         generator = torch.Generator().manual_seed(seed)
+        initial = copy.deepcopy(module.state_dict()) if self.steps else None
         if self.steps:
             codes = self._pretrain(module, X, net.batch_size, generator, net.device)
         else:  # no autoencoder: the rows themselves are clustered
             self.loss_before_ = self.loss_after_ = float("nan")
             codes = X.double().cpu().numpy()
         if codes is None or not _varies(codes):
+            if initial is not None:  # undo the pre-training
+                module.load_state_dict(initial)
             self._discard(net, len(X))
             return
         R = first_assignment(codes, module.n_clusters, self.method, seed, self.draws)
@@ -346,9 +352,7 @@ class AutoencoderStart(Callback):
         device: Any,
     ) -> np.ndarray | None:
         """``steps`` steps of the autoencoder's reconstruction loss; its codes of X (n, L),
-        or None when its loss fell by less than ``MIN_RELATIVE_GAIN`` or the codes do not
-        vary (the weights are then back where they were)."""
-        initial = copy.deepcopy(module.state_dict())
+        or None when its loss fell by less than ``MIN_RELATIVE_GAIN``."""
         self.loss_before_ = float(_over_rows(lambda x: reconstruction_loss(module, x), X, module))
         autoencoder = [
             *module.qz_first.parameters(),
@@ -370,15 +374,13 @@ class AutoencoderStart(Callback):
             device,
         )
         self.loss_after_ = float(_over_rows(lambda x: reconstruction_loss(module, x), X, module))
-        codes = _over_rows(lambda x: encode(module, x), X, module).double().cpu().numpy()
         gain = self.loss_before_ - self.loss_after_
         trained = np.isfinite(self.loss_after_) and gain >= MIN_RELATIVE_GAIN * abs(
             self.loss_before_
         )
-        if not trained or not _varies(codes):
-            module.load_state_dict(initial)
+        if not trained:
             return None
-        return codes
+        return _over_rows(lambda x: encode(module, x), X, module).double().cpu().numpy()
 
     def _discard(self, net: Any, n_rows: int) -> None:
         """No start: the weights are the random ones, every group trains at the net's

@@ -68,15 +68,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    UMAP = _start.require_umap()
+    _start.require_umap()  # before the pre-training, not after it
     X, y, _ = load_datasets([args.data], args.rows)[args.data]
     results: dict[int, list[float]] = {1: [], _start.GMM_N_INIT: []}
     for seed in args.seeds:
         codes, start_seed = start_codes(X, args.n_clusters, seed)
         for draw in range(args.draws):
             umap_seed = start_seed + draw  # draw 0: the start's own embedding
-            embedding = UMAP(**_start.UMAP_SETTINGS, random_state=umap_seed, n_jobs=1)
-            E = embedding.fit_transform(codes)
+            E = _start.umap_embedding(codes, umap_seed)
             for n_init in results:
                 gmm = GaussianMixture(
                     args.n_clusters, covariance_type="full", n_init=n_init, random_state=start_seed

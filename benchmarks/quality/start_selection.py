@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cache", type=Path, default=None, help="folder for the codes")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    UMAP = _start.require_umap()
+    _start.require_umap()  # before the pre-training, not after it
     X, y, _ = load_datasets([args.data], args.rows)[args.data]
     picks: dict[str, list[float]] = {"first": [], "medoid": [], "information": [], "best": []}
     name = f"{args.data}-{len(X)}"
@@ -79,8 +79,7 @@ def main(argv: list[str] | None = None) -> None:
         codes, start_seed = cached_codes(X, args.n_clusters, seed, args.cache, name)
         labels, accuracy, information = [], [], []
         for draw in range(args.draws):
-            embedding = UMAP(**_start.UMAP_SETTINGS, random_state=start_seed + draw, n_jobs=1)
-            E = embedding.fit_transform(codes)
+            E = _start.umap_embedding(codes, start_seed + draw)
             gmm = GaussianMixture(
                 args.n_clusters,
                 covariance_type="full",
