@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from sk_gmvae import GMVAEClustering
@@ -54,3 +55,17 @@ def test_scripts_run_as_modules_from_the_repository_root():
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("usage:") and "label-free score" in result.stdout
+
+
+def test_start_codes_catches_the_start_before_its_umap():
+    # The benchmarks of the "umap" start take its codes by replacing first_assignment;
+    # the probe must accept every argument the start passes it.
+    pytest.importorskip("umap")
+    from benchmarks.quality.start_mixture import start_codes
+    from sk_gmvae import _start
+
+    X = np.random.default_rng(0).random((40, 6))
+    codes, seed = start_codes(X, 2, 0, pretrain_steps=20)
+    assert codes.shape[0] == 40 and np.isfinite(codes).all()
+    assert isinstance(seed, int)
+    assert _start.first_assignment.__name__ == "first_assignment"  # put back

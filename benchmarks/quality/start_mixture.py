@@ -38,18 +38,21 @@ class _Codes(Exception):
         self.codes, self.seed = codes, seed
 
 
-def start_codes(X: np.ndarray, k: int, seed: int) -> tuple[np.ndarray, int]:
-    """The pre-trained codes of a ``init="umap"`` fit with ``random_state=seed``, and the
-    seed its start draws UMAP and the mixture from."""
+def start_codes(
+    X: np.ndarray, k: int, seed: int, pretrain_steps: int = AUTO_PRETRAIN_STEPS
+) -> tuple[np.ndarray, int]:
+    """The codes of a ``init="umap"`` fit with ``random_state=seed`` after
+    ``pretrain_steps`` steps of pre-training, and the seed its start draws UMAP and the
+    mixture from."""
 
-    def probe(codes: np.ndarray, n_clusters: int, method: str, seed: int) -> Any:
+    def probe(codes: np.ndarray, n_clusters: int, method: str, seed: int, *draws: int) -> Any:
         raise _Codes(codes, seed)
 
     original = _start.first_assignment
     _start.first_assignment = probe
     try:
         GMVAEClustering(
-            k, init="umap", pretrain_steps=AUTO_PRETRAIN_STEPS, n_init=1, random_state=seed
+            k, init="umap", pretrain_steps=pretrain_steps, n_init=1, random_state=seed
         ).fit(X)
     except _Codes as captured:
         return captured.codes, captured.seed

@@ -3,6 +3,7 @@ the Hungarian accuracy of the assignment each rule picks from ``--draws`` UMAP
 embeddings of the start's own codes, beside the mean and the best draw.
 
     python -m benchmarks.quality.start_selection --data mnist --rows 10000 --seeds 0 1 2
+    python -m benchmarks.quality.start_selection --data mnist --rows 10000 --pretrain-steps 8000
 
 For each seed the start's codes are taken as :mod:`benchmarks.quality.start_mixture`
 takes them (``--cache`` keeps them in a folder, so that a rerun skips the
@@ -33,6 +34,7 @@ from sklearn.mixture import GaussianMixture
 from benchmarks._common import load_datasets
 from benchmarks.quality.start_mixture import start_codes
 from sk_gmvae import _start
+from sk_gmvae._config import AUTO_PRETRAIN_STEPS
 from sk_gmvae.metrics import hungarian_accuracy, mutual_information
 
 
@@ -46,14 +48,15 @@ def medoid(labels: list[np.ndarray]) -> int:
 
 
 def cached_codes(
-    X: np.ndarray, k: int, seed: int, cache: Path | None, name: str
+    X: np.ndarray, k: int, seed: int, steps: int, cache: Path | None, name: str
 ) -> tuple[np.ndarray, int]:
-    """:func:`start_codes`, kept in ``cache/<name>-<seed>.npz`` when ``cache`` is given."""
-    path = None if cache is None else cache / f"{name}-{seed}.npz"
+    """:func:`start_codes` after ``steps`` steps of pre-training, kept in
+    ``cache/<name>-<steps>-<seed>.npz`` when ``cache`` is given."""
+    path = None if cache is None else cache / f"{name}-{steps}-{seed}.npz"
     if path is not None and path.exists():
         saved = np.load(path)
         return saved["codes"], int(saved["seed"])
-    codes, start_seed = start_codes(X, k, seed)
+    codes, start_seed = start_codes(X, k, seed, steps)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         np.savez(path, codes=codes, seed=start_seed)
@@ -68,6 +71,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--draws", type=int, default=5, help="UMAP embeddings per seed")
     parser.add_argument("--n-clusters", type=int, default=10)
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    parser.add_argument(
+        "--pretrain-steps", type=int, default=AUTO_PRETRAIN_STEPS, help="the start's pre-training"
+    )
     parser.add_argument("--cache", type=Path, default=None, help="folder for the codes")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -76,7 +82,9 @@ def main(argv: list[str] | None = None) -> None:
     picks: dict[str, list[float]] = {"first": [], "medoid": [], "information": [], "best": []}
     name = f"{args.data}-{len(X)}"
     for seed in args.seeds:
-        codes, start_seed = cached_codes(X, args.n_clusters, seed, args.cache, name)
+        codes, start_seed = cached_codes(
+            X, args.n_clusters, seed, args.pretrain_steps, args.cache, name
+        )
         labels, accuracy, information = [], [], []
         for draw in range(args.draws):
             E = _start.umap_embedding(codes, start_seed + draw)

@@ -5,6 +5,7 @@ of both, in one run; and ``check_estimator`` on the defaults, per variant.
     python -m benchmarks.speed.bench_small_data --seeds 0 1 2 3 4 5
     python -m benchmarks.speed.bench_small_data --check-estimator    # + sklearn's checks
     python -m benchmarks.speed.bench_small_data --previous   # + the defaults before #25
+    python -m benchmarks.speed.bench_small_data --datasets mnist --rows 10000 --previous
 
 For every data set and seed it fits, on the same rows, ``GaussianMixture(k,
 covariance_type="full")``, ``KMeans(k, n_init=10)`` and ``GMVAEClustering(k)`` with its
@@ -39,7 +40,7 @@ from sk_gmvae import GMVAEClustering
 from sk_gmvae._model import ALL_VARIANTS
 from sk_gmvae.metrics import clustering_report
 
-K = {"digits": 10, "iris": 3, "wine": 3, "blobs": 3, "blobs5d": 4}
+K = {"digits": 10, "iris": 3, "wine": 3, "blobs": 3, "blobs5d": 4, "mnist": 10, "fashion-mnist": 10}
 
 
 # The defaults before issue #25 (3,600 steps at 1e-3, restarts one after another, rows
@@ -103,6 +104,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", nargs="*", default=["digits", "iris", "wine"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument(
+        "--rows", type=int, default=10_000, help="the first rows of mnist / fashion-mnist"
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch threads")
     parser.add_argument("--check-estimator", action="store_true")
     parser.add_argument(
@@ -116,7 +120,7 @@ def main(argv: list[str] | None = None) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the untimed first fit's, KMeans's notices, ...
         GMVAEClustering(3, max_epochs=1, n_init=1).fit(StandardScaler().fit_transform(X))
-        for name, (X, y, scale) in load_datasets(args.datasets, 0).items():
+        for name, (X, y, scale) in load_datasets(args.datasets, args.rows).items():
             _time_fits(name, X, y, scale, args.seeds, args.previous)
     if args.check_estimator:
         _time_checks()
