@@ -383,10 +383,12 @@ class AutoencoderStart(Callback):
         return _over_rows(lambda x: encode(module, x), X, module).double().cpu().numpy()
 
     def _discard(self, net: Any, n_rows: int) -> None:
-        """No start: the weights are the random ones, every group trains at the net's
-        rate, and a ``UserWarning`` says why."""
-        for group in net.optimizer_.param_groups:  # no start to keep: one rate
-            group["lr"] = net.lr
+        """No start: the weights are the random ones, q(y|x)'s network trains at the
+        net's rate (a user's own parameter groups keep theirs), and a ``UserWarning``
+        says why."""
+        for group in net.optimizer_.param_groups:  # no start to keep
+            if group.get("assignment"):
+                group["lr"] = net.lr
         self.used_, self.agreement_ = False, float("nan")
         self.assignment_ = np.zeros(n_rows, dtype=int)
         if self.steps:

@@ -153,8 +153,9 @@ def build_net(config: FitConfig, seed: int | Sequence[int]) -> MixtureVAENet:
     if config.assignment_learning_rate is not None:
         # q(y|x)'s network, qy, in a parameter group of its own rate (a started fit's
         # restarts never stack, so the names are the model's own), after the user's
-        # groups: skorch gives a parameter to the first pattern that matches it.
-        group = ("qy.*", {"lr": config.assignment_learning_rate})
+        # groups: skorch gives a parameter to the first pattern that matches it. The
+        # "assignment" key marks the group for a start that is discarded (_start).
+        group = ("qy.*", {"lr": config.assignment_learning_rate, "assignment": True})
         settings["optimizer__param_groups"] = [
             *settings.get("optimizer__param_groups", ()),
             group,

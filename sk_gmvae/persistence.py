@@ -42,8 +42,9 @@ _PARTS = ("params", "fitted", "history", "state_dict", "learning_rates", "output
 _FITTED = ("n_features_in_", "n_iter_", "lower_bound_", "converged_")
 # The standardization of the features (``standardize``): None or tensors.
 _SCALING = ("mean_", "scale_")
-# Not plain values; the loaded estimator has the defaults.
-_UNSAVED = ("callbacks", "optimizer", "net_params")
+# Not plain values; the loaded estimator has the defaults (net_params too when it
+# holds anything but plain values).
+_UNSAVED = ("callbacks", "optimizer")
 
 
 def _plain_param(name: str, value: Any) -> Any:
@@ -68,8 +69,9 @@ def save_weights(estimator: GMVAEClustering, path: str | os.PathLike) -> None:
     with a SHA-256 digest of them that :func:`load_weights` checks.
 
     Every parameter value is saved as plain Python (numpy scalars and arrays too), except
-    ``callbacks``, ``optimizer``, ``net_params`` and a ``RandomState`` instance as
-    ``random_state``: the loaded estimator has their defaults.
+    ``callbacks``, ``optimizer``, a ``net_params`` that holds anything but plain values
+    (a class, a function) and a ``RandomState`` instance as ``random_state``: the loaded
+    estimator has their defaults.
     """
     if not isinstance(estimator, GMVAEClustering):
         raise TypeError(
@@ -84,7 +86,7 @@ def save_weights(estimator: GMVAEClustering, path: str | os.PathLike) -> None:
         try:
             params[name] = _plain_param(name, value)
         except TypeError:
-            if name != "random_state":
+            if name not in ("random_state", "net_params"):
                 raise ValueError(f"Cannot save parameter {name}={value!r}.") from None
     fitted: dict[str, Any] = {name: getattr(estimator, name) for name in _FITTED}
     for name in RESOLVED:  # what was actually built ("auto" resolved)

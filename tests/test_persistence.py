@@ -228,3 +228,35 @@ def test_a_loaded_model_trains_on_from_its_learning_rate(tmp_path):
     rates = [row["event_lr"] for row in loaded.history_]
     np.testing.assert_allclose(rates, [row["event_lr"] for row in est.history_])
     np.testing.assert_allclose(rates, 1e-3 * 0.5 ** (np.arange(6) / 4))
+
+
+def test_plain_net_params_round_trip(tmp_path):
+    # A user's optimizer groups (and engine switches) are part of the model: without
+    # them the loaded optimizer's groups would not fit the saved learning rates.
+    X, _ = make_blobs(n_samples=40, centers=2, n_features=3, random_state=0)
+    groups = [("dec_out.*", {"lr": 1e-5})]
+    net_params = {"optimizer__param_groups": groups, "precision": "float32"}
+    est = GMVAEClustering(
+        2, latent_dim=1, hidden_layer_sizes=(4,), max_epochs=2, n_init=1, net_params=net_params
+    ).fit(X)
+    save_weights(est, tmp_path / "m.pt")
+    loaded = load_weights(tmp_path / "m.pt", device="cpu")
+    assert loaded.net_params["precision"] == "float32"
+    assert [list(g) for g in loaded.net_params["optimizer__param_groups"]] == [
+        ["dec_out.*", {"lr": 1e-5}]
+    ]
+    assert [g["lr"] for g in loaded.net_.optimizer_.param_groups] == [
+        g["lr"] for g in est.net_.optimizer_.param_groups
+    ]
+    np.testing.assert_array_equal(loaded.predict(X), est.predict(X))
+    loaded.set_params(warm_start=True, max_epochs=1).fit(X)  # and trains on
+
+
+def test_net_params_that_are_not_plain_are_left_out(tmp_path):
+    X, _ = make_blobs(n_samples=40, centers=2, n_features=3, random_state=0)
+    net_params = {"iterator_train__collate_fn": torch.utils.data.default_collate}
+    est = GMVAEClustering(
+        2, latent_dim=1, hidden_layer_sizes=(4,), max_epochs=1, n_init=1, net_params=net_params
+    ).fit(X)
+    save_weights(est, tmp_path / "m.pt")
+    assert load_weights(tmp_path / "m.pt", device="cpu").net_params is None

@@ -197,6 +197,24 @@ def test_untrained_start_warns_and_is_not_used(separated, monkeypatch, init):
         np.testing.assert_array_equal(value.numpy(), expected[name].numpy(), err_msg=name)
 
 
+def test_discarded_start_keeps_the_users_parameter_groups(separated, monkeypatch):
+    X, _ = separated
+    monkeypatch.setattr(_start, "PRETRAIN_LEARNING_RATE", 1e-12)  # it cannot move
+    groups = [("dec_out.*", {"lr": 1e-5})]
+    with pytest.warns(UserWarning, match="did not learn"):
+        est = GMVAEClustering(
+            3,
+            init="umap",
+            pretrain_steps=5,
+            net_params={"optimizer__param_groups": groups},
+            **SMALL,
+        ).fit(X)
+    rates = [group["lr"] for group in est.net_.optimizer_.param_groups]
+    # The user's group, q(y|x)'s (back at the net's rate from its started thousandth),
+    # and the rest.
+    assert rates == [1e-5, est.net_.lr, est.net_.lr]
+
+
 @pytest.mark.parametrize("steps, message", [(50, "did not learn"), (0, "rows do not vary")])
 def test_codes_without_spread_are_not_used(steps, message):
     X = np.full((40, 4), 0.5)  # one row, 40 times: every code the same
