@@ -70,6 +70,11 @@ PRESETS = {
         umap_draws=5,
     ),
 }
+# docs/defaults.md, "Sizes of the networks": hidden_layer_sizes="auto" is two layers of
+# clip(n_features, 64, WIDTH); a start that pre-trains an autoencoder (its codes are
+# the first assignment's) gets PRETRAINED_WIDTH.
+WIDTH = 256
+PRETRAINED_WIDTH = 512
 # docs/defaults.md, "Training length": learning_rate="auto" is
 # LEARNING_RATE * sqrt(batch_size / n_samples) within LEARNING_RATE_RANGE: the study's
 # 1e-3 for batches of 100 from 10,000 rows, larger steps where a batch is more of the data.
@@ -674,7 +679,8 @@ def resolve_config(
 
     The ``"auto"`` rules (docs/defaults.md):
 
-    - ``hidden_layer_sizes``: two layers of width clip(n_features, 64, 512);
+    - ``hidden_layer_sizes``: two layers of width clip(n_features, 64, ``WIDTH``),
+      ``PRETRAINED_WIDTH`` for a start that pre-trains an autoencoder;
     - ``latent_dim``: clip(n_features // 8, 10, 64);
     - ``max_epochs``: enough epochs for the data's :data:`PRESETS` ``steps``, at most
       its ``max_epochs``;
@@ -697,8 +703,13 @@ def resolve_config(
       :func:`resolve_supervision`; the restarts never stack.
     """
     data = preset(n_samples)
+    init, pretrain_steps = resolve_init(
+        params.get("init", "random"), params.get("pretrain_steps", "auto"), n_samples
+    )
     if isinstance(params["hidden_layer_sizes"], str):
-        width = int(np.clip(n_features, 64, 512))
+        pretrains = pretrain_steps > 0 or params["pretrain_epochs"] > 0
+        widest = PRETRAINED_WIDTH if pretrains else WIDTH
+        width = int(np.clip(n_features, 64, widest))
         hidden = (width, width)
     else:
         hidden = hidden_sizes(params["hidden_layer_sizes"])
@@ -711,9 +722,6 @@ def resolve_config(
         max_epochs = max(1, math.ceil(data.steps / steps_per_epoch))
         if data.max_epochs is not None:
             max_epochs = min(max_epochs, data.max_epochs)
-    init, pretrain_steps = resolve_init(
-        params.get("init", "random"), params.get("pretrain_steps", "auto"), n_samples
-    )
     learning_rate = params["learning_rate"]
     if learning_rate == "auto":
         # Adam's square-root scaling with the batch's share of the data.

@@ -58,7 +58,8 @@ class GMVAEClustering(ClusterMixin, _MixtureVAEBase):
         Dimension of z. ``"auto"``: clip(n_features // 8, 10, 64).
     hidden_layer_sizes : int, tuple of int or "auto", default="auto"
         Widths of the hidden ReLU layers of every network. ``"auto"``: two layers of
-        width clip(n_features, 64, 512).
+        width clip(n_features, 64, 256); clip(n_features, 64, 512) when the start
+        pre-trains an autoencoder (``pretrain_steps`` or ``pretrain_epochs`` above 0).
     likelihood : {"auto", "bernoulli", "gaussian"}, default="auto"
         Observation model p(x|.). ``"bernoulli"`` needs X in [0, 1] (e.g. pixel
         intensities); ``"gaussian"`` has a learned variance per feature and suits

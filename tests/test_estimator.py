@@ -619,14 +619,23 @@ def test_learning_rate_decays_exponentially_to_the_asked_ratio(blobs):
     [
         # Small data: narrow nets, latent 10, no binarization, entropy weight eta / 2.
         (1797, 64, dict(hidden_layer_sizes=(64, 64), latent_dim=10, binarize=False)),
-        # MNIST-sized: the study's widths and latent size, binarized, the plain ELBO.
-        (50_000, 784, dict(hidden_layer_sizes=(512, 512), latent_dim=64, binarize=True)),
+        # MNIST-sized: the study's latent size, binarized, the plain ELBO; 256 wide
+        # from the random start, the study's 512 for an autoencoder's pre-training.
+        (50_000, 784, dict(hidden_layer_sizes=(256, 256), latent_dim=64, binarize=True)),
+        (50_000, 784, dict(init="umap", hidden_layer_sizes=(512, 512), latent_dim=64)),
+        (50_000, 784, dict(init="autoencoder", hidden_layer_sizes=(512, 512))),
+        (50_000, 784, dict(init="umap", pretrain_steps=0, hidden_layer_sizes=(256, 256))),
+        (50_000, 784, dict(pretrain_epochs=2, hidden_layer_sizes=(512, 512))),
     ],
 )
 def test_auto_parameters_follow_the_data_size(rows, features, expected):
     from sk_gmvae._config import preset
 
-    config = _config(GMVAEClustering(eta=0.8).get_params(), rows, features)
+    expected = dict(expected)
+    start = {
+        k: expected.pop(k) for k in ("init", "pretrain_steps", "pretrain_epochs") if k in expected
+    }
+    config = _config(GMVAEClustering(eta=0.8, **start).get_params(), rows, features)
     for key, value in expected.items():
         assert getattr(config, key) == value
     assert config.entropy_weight == (0.4 if rows < 10_000 else 0.0)

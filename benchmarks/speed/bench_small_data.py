@@ -44,11 +44,12 @@ K = {"digits": 10, "iris": 3, "wine": 3, "blobs": 3, "blobs5d": 4, "mnist": 10, 
 
 
 # The defaults before issue #25 (3,600 steps at 1e-3, restarts one after another, rows
-# assigned by 64 importance draws), for --previous.
+# assigned by 64 importance draws, nets up to 512 wide), for --previous.
 PREVIOUS = dict(learning_rate=1e-3, stack_restarts=False, posterior_samples=64)
 
 
-def _methods(k: int, seed: int, n_samples: int, previous: bool) -> dict:
+def _methods(k: int, seed: int, shape: tuple[int, int], previous: bool) -> dict:
+    n_samples, n_features = shape
     methods = {
         "GaussianMixture": GaussianMixture(k, covariance_type="full", random_state=seed),
         "KMeans": KMeans(k, n_init=10, random_state=seed),
@@ -56,8 +57,9 @@ def _methods(k: int, seed: int, n_samples: int, previous: bool) -> dict:
     }
     if previous:
         epochs = -(-3600 // -(-n_samples // 100))  # ceil(3600 / ceil(n / 100))
+        width = int(np.clip(n_features, 64, 512))
         methods["GMVAEClustering, previous defaults"] = GMVAEClustering(
-            k, random_state=seed, max_epochs=epochs, **PREVIOUS
+            k, random_state=seed, max_epochs=epochs, hidden_layer_sizes=(width, width), **PREVIOUS
         )
     return methods
 
@@ -68,7 +70,7 @@ def _time_fits(
     k = K[name]
     figures: dict[str, dict[str, list[float]]] = {}
     for seed in seeds:
-        for method, estimator in _methods(k, seed, len(X), previous).items():
+        for method, estimator in _methods(k, seed, X.shape, previous).items():
             model = make_pipeline(StandardScaler(), estimator) if scale else estimator
             start = time.perf_counter()
             labels = model.fit_predict(X)
