@@ -59,7 +59,8 @@ class GMVAEClustering(ClusterMixin, _MixtureVAEBase):
     hidden_layer_sizes : int, tuple of int or "auto", default="auto"
         Widths of the hidden ReLU layers of every network. ``"auto"``: two layers of
         width clip(n_features, 64, 256); clip(n_features, 64, 512) when the start
-        pre-trains an autoencoder (``pretrain_steps`` or ``pretrain_epochs`` above 0).
+        pre-trains an autoencoder: ``init`` "autoencoder" or "umap" with
+        ``pretrain_steps`` (``"auto"`` resolved) above 0, or ``pretrain_epochs`` above 0.
     likelihood : {"auto", "bernoulli", "gaussian"}, default="auto"
         Observation model p(x|.). ``"bernoulli"`` needs X in [0, 1] (e.g. pixel
         intensities); ``"gaussian"`` has a learned variance per feature and suits
