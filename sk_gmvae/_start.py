@@ -29,6 +29,7 @@ weights.
 from __future__ import annotations
 
 import copy
+import math
 import warnings
 from typing import Any
 
@@ -46,7 +47,9 @@ from .metrics import mutual_information
 
 # The start methods of ``init``, after "auto" is resolved.
 INIT_METHODS = ("random", "autoencoder", "umap")
-# Optimizer steps of q(y|x)'s cross-entropy training on the first assignment.
+# q(y|x)'s cross-entropy training on the first assignment: QY_EPOCHS passes over the
+# rows, at least QY_STEPS optimizer steps (docs/defaults.md, "The start").
+QY_EPOCHS = 5
 QY_STEPS = 500
 # Optimizer steps of the mixture's ELBO with y observed at the first assignment, as a
 # fraction of the pre-training's, and without a pre-training (docs/defaults.md, "The
@@ -275,8 +278,9 @@ class AutoencoderStart(Callback):
     method : {"autoencoder", "umap"}, default="autoencoder"
         How the codes are assigned: a diagonal Gaussian mixture on them, or a full one on
         their UMAP embedding.
-    qy_steps : int, default=QY_STEPS
-        Cross-entropy steps of q(y|x) on the first assignment.
+    qy_steps : int, default=None
+        Cross-entropy steps of q(y|x) on the first assignment; None: ``QY_EPOCHS``
+        epochs of the rows in the net's batches, at least ``QY_STEPS``.
     assignment_steps : int, default=None
         Steps of the mixture's ELBO with y observed at the first assignment; None:
         ``ASSIGNMENT_FRACTION`` of ``steps``, ``ASSIGNMENT_STEPS`` when ``steps`` is 0.
@@ -305,7 +309,7 @@ class AutoencoderStart(Callback):
         self,
         steps: int,
         method: str = "autoencoder",
-        qy_steps: int = QY_STEPS,
+        qy_steps: int | None = None,
         assignment_steps: int | None = None,
         draws: int = 1,
     ) -> None:
@@ -336,7 +340,10 @@ class AutoencoderStart(Callback):
         R = first_assignment(codes, module.n_clusters, self.method, seed, self.draws)
         self.assignment_ = R.argmax(1)
         set_prior_from_codes(module, X, R)
-        self.agreement_ = self._fit_qy(module, X, R, net, generator)
+        qy_steps = self.qy_steps
+        if qy_steps is None:
+            qy_steps = max(QY_STEPS, math.ceil(QY_EPOCHS * len(X) / net.batch_size))
+        self.agreement_ = self._fit_qy(module, X, R, qy_steps, net, generator)
         steps = self.assignment_steps
         if steps is None:
             steps = round(ASSIGNMENT_FRACTION * self.steps) if self.steps else ASSIGNMENT_STEPS
@@ -409,9 +416,15 @@ class AutoencoderStart(Callback):
         )
 
     def _fit_qy(
-        self, module: MixtureVAE, X: Tensor, R: np.ndarray, net: Any, generator: torch.Generator
+        self,
+        module: MixtureVAE,
+        X: Tensor,
+        R: np.ndarray,
+        steps: int,
+        net: Any,
+        generator: torch.Generator,
     ) -> float:
-        """``qy_steps`` steps of the cross-entropy -sum_k R_ik log q(k|x_i) for q(y|x);
+        """``steps`` steps of the cross-entropy -sum_k R_ik log q(k|x_i) for q(y|x);
         the agreement of its argmax with R's afterwards (NaN without q(y|x))."""
         if module.qy is None:
             return float("nan")
@@ -425,7 +438,7 @@ class AutoencoderStart(Callback):
             params,
             cross_entropy,
             len(X),
-            self.qy_steps,
+            steps,
             net.batch_size,
             PRETRAIN_LEARNING_RATE,
             generator,

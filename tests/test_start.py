@@ -252,6 +252,27 @@ def test_start_without_pretraining_clusters_the_rows(separated, monkeypatch, ini
     assert start.agreement_ > 0.95
 
 
+@pytest.mark.parametrize("batch_size, expected", [(120, 10), (24, 25)])
+def test_q_y_fits_the_first_assignment_for_epochs_of_the_rows(
+    separated, monkeypatch, batch_size, expected
+):
+    X, _ = separated  # 120 rows
+    monkeypatch.setattr(_start, "QY_EPOCHS", 5)
+    monkeypatch.setattr(_start, "QY_STEPS", 10)  # at least 10 steps
+    counted = []
+    fit_qy = _start.AutoencoderStart._fit_qy
+
+    def spy(self, module, rows, R, steps, *args):
+        counted.append(steps)
+        return fit_qy(self, module, rows, R, steps, *args)
+
+    monkeypatch.setattr(_start.AutoencoderStart, "_fit_qy", spy)
+    params = {**SMALL, "batch_size": batch_size}
+    GMVAEClustering(3, init="umap", pretrain_steps=0, **params).fit(X)
+    # 5 epochs of 120 rows: 5 steps of 120 rows (then QY_STEPS), 25 of 24
+    assert counted == [expected]
+
+
 @pytest.mark.parametrize("seed", [0, 8])
 def test_first_assignment_keeps_the_best_of_several_mixtures(seed):
     # Ten blobs where one EM run from these seeds merges two of them and splits another.
