@@ -69,3 +69,24 @@ def test_start_codes_catches_the_start_before_its_umap():
     assert codes.shape[0] == 40 and np.isfinite(codes).all()
     assert isinstance(seed, int)
     assert _start.first_assignment.__name__ == "first_assignment"  # put back
+
+
+def test_start_fit_steps_measures_each_chunk_and_puts_the_start_back(blobs):
+    pytest.importorskip("umap")
+    from benchmarks.quality.start_fit_steps import probe
+    from sk_gmvae import _start
+
+    X, y = blobs
+    params = {"hidden_layer_sizes": (8,), "latent_dim": 2}
+    rows = probe(X, y, 3, 0, [5, 10], [5], params)
+    stages = [(row["stage"], row["steps"]) for row in rows]
+    assert stages == [
+        ("assignment", 0),
+        ("qy", 5),
+        ("qy", 10),
+        ("assignment after qy 10", 5),
+        ("assignment after qy 5", 5),
+    ]
+    assert rows[0]["agreement"] == 1.0 and all(0 <= r["accuracy"] <= 1 for r in rows)
+    assert _start.fit_to_assignment.__name__ == "fit_to_assignment"  # put back
+    assert _start.AutoencoderStart._fit_qy.__name__ == "_fit_qy"
