@@ -1,11 +1,13 @@
 """What the benchmark scripts share: the quality table's metrics and ``mean ± sd``, the
-small data sets, and the clustering methods the quality benchmark compares."""
+small data sets, the clustering methods the quality benchmark compares, and q(y|x)'s
+labels of a module during its training."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 import numpy as np
+import torch
 from sklearn.cluster import KMeans
 from sklearn.datasets import load_digits, load_iris, load_wine, make_blobs
 from sklearn.decomposition import PCA
@@ -14,8 +16,19 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from sk_gmvae import GMVAEClustering
+from sk_gmvae._inference import posterior
 
 METRICS = ("accuracy", "hungarian_accuracy", "nmi", "ari")
+
+
+def qy_labels(module: torch.nn.Module, X: np.ndarray) -> np.ndarray:
+    """argmax q(y|x) of every row of X, in eval mode and float32; the module's mode
+    is put back."""
+    training = module.training
+    module.eval()
+    labels = posterior(module, X, torch.float32).argmax(1)
+    module.train(training)
+    return labels
 
 
 def mean_sd(values: list[float] | np.ndarray) -> str:

@@ -17,9 +17,9 @@ is no autoencoder: the rows themselves, as the model sees them, take the codes' 
 The first assignment R (n, K) then starts the mixture: the per-cluster prior p(z|y) of
 the GMVAE and VaDE takes the moments of each cluster's codes (VaDE's mixture weights
 their shares), q(y|x) (every variant with an inference network of its own) is trained
-for a few epochs to R by cross-entropy, and then the whole mixture trains a few steps on its
-ELBO with y observed at the first assignment (:func:`fit_to_assignment`), so that each
-cluster's branch of the model has learned its rows before y is summed out. A
+a few epochs to R by cross-entropy, and then the whole mixture trains a few steps on
+its ELBO with y observed at the first assignment (:func:`fit_to_assignment`), so that
+each cluster's branch of the model has learned its rows before y is summed out. A
 pre-training that did not lower the reconstruction loss, or codes (rows) without
 spread, are not used: a ``UserWarning`` says so and the fit starts from the random
 weights.

@@ -26,9 +26,8 @@ import torch
 from skorch.callbacks import Callback, LRScheduler
 from torch.optim.lr_scheduler import LinearLR
 
-from benchmarks._common import load_datasets
+from benchmarks._common import load_datasets, qy_labels
 from sk_gmvae import GMVAEClustering, _start
-from sk_gmvae._inference import posterior
 from sk_gmvae.metrics import hungarian_accuracy
 
 
@@ -40,11 +39,7 @@ class StepProbe(Callback):
         self.X, self.y, self.steps = X, y, steps
 
     def _score(self, net: Any, step: int) -> None:
-        module = net.module_
-        training = module.training
-        module.eval()
-        labels = posterior(module, self.X, torch.float32).argmax(1)
-        module.train(training)
+        labels = qy_labels(net.module_, self.X)
         self.scores_.append((step, round(hungarian_accuracy(self.y, labels), 4)))
         print(f"step {step}: {self.scores_[-1][1]}", flush=True)
 

@@ -26,9 +26,8 @@ import numpy as np
 import torch
 from skorch.callbacks import Callback
 
-from benchmarks._common import load_datasets
+from benchmarks._common import load_datasets, qy_labels
 from sk_gmvae import GMVAEClustering, _start
-from sk_gmvae._inference import posterior
 from sk_gmvae.metrics import hungarian_accuracy
 
 
@@ -68,13 +67,9 @@ def probe(
         )
         print(json.dumps(rows[-1]), flush=True)
 
-    def labels_of(module: torch.nn.Module) -> np.ndarray:
-        module.eval()
-        labels = posterior(module, X, torch.float32).argmax(1)
-        module.train()
-        return labels
-
     fit_qy, fit_to_assignment = _start.AutoencoderStart._fit_qy, _start.fit_to_assignment
+    # The states the ELBO steps start from: after the most and the fewest qy steps.
+    starts = sorted({max(qy_steps), min(qy_steps)}, reverse=True)
     saved: dict[int, tuple[dict, torch.Tensor]] = {}
 
     def chunked_qy(self, module, rows_, R, steps, net, generator):  # noqa: ANN001
@@ -83,12 +78,13 @@ def probe(
         for total in qy_steps:
             fit_qy(self, module, rows_, R, total - done, net, generator)
             done = total
-            record("qy", total, labels_of(module), self.assignment_)
-            saved[total] = (copy.deepcopy(module.state_dict()), generator.get_state())
+            record("qy", total, qy_labels(module, X), self.assignment_)
+            if total in starts:
+                saved[total] = (copy.deepcopy(module.state_dict()), generator.get_state())
         return float("nan")
 
     def chunked_assignment(module, rows_, labels, steps, batch_size, generator, seed_):  # noqa: ANN001
-        for start_from in sorted({max(qy_steps), min(qy_steps)}, reverse=True):
+        for start_from in starts:
             state, generator_state = saved[start_from]
             module.load_state_dict(state)
             generator.set_state(generator_state)
@@ -98,7 +94,7 @@ def probe(
                     module, rows_, labels, total - done, batch_size, generator, seed_ + total
                 )
                 done = total
-                record(f"assignment after qy {start_from}", total, labels_of(module), labels)
+                record(f"assignment after qy {start_from}", total, qy_labels(module, X), labels)
 
     _start.AutoencoderStart._fit_qy = chunked_qy
     _start.fit_to_assignment = chunked_assignment
