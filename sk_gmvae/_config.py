@@ -40,6 +40,7 @@ class DataPreset:
     stack_on_cpu: bool  # restarts trained at once as one stacked model on the CPU too
     umap_pretrain_steps: int  # the "umap" start's pre-training (0: UMAP of the rows)
     umap_draws: int  # the "umap" start's UMAP embeddings, the most informative kept
+    umap_draw_rows: int  # ... or more: as many as embed this many rows in all (0: no more)
 
 
 # docs/defaults.md, "The start": optimizer steps of the autoencoder's pre-training of a
@@ -58,6 +59,7 @@ PRESETS = {
         stack_on_cpu=True,
         umap_pretrain_steps=0,
         umap_draws=1,  # each of the n_init restarts draws its own start
+        umap_draw_rows=0,
     ),
     "large": DataPreset(
         binarize=True,
@@ -68,6 +70,7 @@ PRESETS = {
         stack_on_cpu=False,
         umap_pretrain_steps=AUTO_PRETRAIN_STEPS,
         umap_draws=5,
+        umap_draw_rows=100_000,
     ),
 }
 # docs/defaults.md, "Sizes of the networks": hidden_layer_sizes="auto" is two layers of
@@ -114,8 +117,8 @@ class FitConfig:
     standardized: :func:`resolve_standardize`), ``trial_epochs`` (None when every
     restart trains ``max_epochs``), ``stack_restarts`` (whether the restarts train at
     once, as one stacked model), ``init`` and ``pretrain_steps`` (the start,
-    :func:`resolve_init`), ``start_draws`` (the ``"umap"`` start's UMAP embeddings, the
-    data's :data:`PRESETS` ``umap_draws``) and ``variant_params`` (the variant's settings, defaults
+    :func:`resolve_init`), ``start_draws`` (the ``"umap"`` start's UMAP embeddings: the
+    data's :data:`PRESETS` ``umap_draws``, or ``umap_draw_rows // n_samples`` if more) and ``variant_params`` (the variant's settings, defaults
     filled in, ``"auto"`` resolved: :func:`resolve_variant_params`).
     """
 
@@ -690,8 +693,9 @@ def resolve_config(
       not (``assignment_learning_rate``), and VaDE, which has no such network (its
       q(y|x) is the prior's responsibility), at ``STARTED_LEARNING_RATE_FACTOR`` times
       the auto rate;
-    - ``binarize``, ``n_init``: the data's :data:`PRESETS`
-      column; ``entropy_weight``: its ``entropy_share`` times ``eta``; ``n_init`` is 1
+    - ``binarize``, ``n_init``, ``start_draws``: the data's :data:`PRESETS`
+      column (``start_draws``: ``umap_draws``, or ``umap_draw_rows // n_samples``
+      draws where that is more); ``entropy_weight``: its ``entropy_share`` times ``eta``; ``n_init`` is 1
       with a ``RunCheckpoint`` (it resumes one run);
     - ``trial_epochs``: see :func:`_trial_epochs`; ``stack_restarts``: :func:`_stacks`
       (on the CPU: the preset's ``stack_on_cpu``);
@@ -787,7 +791,7 @@ def resolve_config(
         ),
         init=init,
         pretrain_steps=pretrain_steps,
-        start_draws=data.umap_draws,
+        start_draws=max(data.umap_draws, data.umap_draw_rows // n_samples),
         assignment_learning_rate=assignment_learning_rate,
         **supervised,
     )

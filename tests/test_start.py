@@ -56,8 +56,10 @@ def test_auto_is_the_random_start_and_steps_resolve():
     assert (started.init, started.pretrain_steps) == ("umap", 0)
     large = resolve_config({**params, "init": "umap"}, 10_000, 8, "gaussian", "cpu")
     assert large.pretrain_steps == AUTO_PRETRAIN_STEPS
-    # One UMAP draw a start below 10,000 rows (the restarts draw theirs), five above.
-    assert (started.start_draws, large.start_draws) == (1, 5)
+    # One UMAP draw a start below 10,000 rows (the restarts draw theirs); from 10,000
+    # rows as many as embed 100,000 rows in all, at least five.
+    larger = resolve_config({**params, "init": "umap"}, 70_000, 8, "gaussian", "cpu")
+    assert (started.start_draws, large.start_draws, larger.start_draws) == (1, 10, 5)
     chosen = resolve_config(
         {**params, "init": "umap", "pretrain_steps": 7}, 500, 8, "gaussian", "cpu"
     )
