@@ -117,8 +117,8 @@ class FitConfig:
     standardized: :func:`resolve_standardize`), ``trial_epochs`` (None when every
     restart trains ``max_epochs``), ``stack_restarts`` (whether the restarts train at
     once, as one stacked model), ``init`` and ``pretrain_steps`` (the start,
-    :func:`resolve_init`), ``start_draws`` (the ``"umap"`` start's UMAP embeddings: the
-    data's :data:`PRESETS` ``umap_draws``, or ``umap_draw_rows // n_samples`` if more) and ``variant_params`` (the variant's settings, defaults
+    :func:`resolve_init`), ``start_draws`` (the ``"umap"`` start's UMAP embeddings,
+    see :func:`resolve_config`) and ``variant_params`` (the variant's settings, defaults
     filled in, ``"auto"`` resolved: :func:`resolve_variant_params`).
     """
 
@@ -693,10 +693,10 @@ def resolve_config(
       not (``assignment_learning_rate``), and VaDE, which has no such network (its
       q(y|x) is the prior's responsibility), at ``STARTED_LEARNING_RATE_FACTOR`` times
       the auto rate;
-    - ``binarize``, ``n_init``, ``start_draws``: the data's :data:`PRESETS`
-      column (``start_draws``: ``umap_draws``, or ``umap_draw_rows // n_samples``
-      draws where that is more); ``entropy_weight``: its ``entropy_share`` times ``eta``; ``n_init`` is 1
-      with a ``RunCheckpoint`` (it resumes one run);
+    - ``binarize``, ``n_init``: the data's :data:`PRESETS`
+      column; ``entropy_weight``: its ``entropy_share`` times ``eta``; ``n_init`` is 1
+      with a ``RunCheckpoint`` (it resumes one run); ``start_draws``: the column's
+      ``umap_draws``, or ``umap_draw_rows // n_samples`` where that is more;
     - ``trial_epochs``: see :func:`_trial_epochs`; ``stack_restarts``: :func:`_stacks`
       (on the CPU: the preset's ``stack_on_cpu``);
     - ``init``, ``pretrain_steps``: see :func:`resolve_init`;
