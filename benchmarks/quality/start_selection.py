@@ -15,7 +15,9 @@ runs. The rules:
 - ``medoid``: the assignment that agrees most with the others (largest summed
   adjusted Rand index to them);
 - ``information``: the largest mutual information I(X; Y) of the mixture's
-  responsibilities.
+  responsibilities;
+- ``information@N`` (``--among N ...``): the same among the first N draws only, what a
+  start of N draws would keep.
 
 One JSON line per (seed, draw), one per seed with each rule's pick; then the means.
 """
@@ -75,11 +77,15 @@ def main(argv: list[str] | None = None) -> None:
         "--pretrain-steps", type=int, default=AUTO_PRETRAIN_STEPS, help="the start's pre-training"
     )
     parser.add_argument("--cache", type=Path, default=None, help="folder for the codes")
+    parser.add_argument(
+        "--among", nargs="*", type=int, default=[], help="largest I(X; Y) of the first N draws"
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     _start.require_umap()  # before the pre-training, not after it
     X, y, _ = load_datasets([args.data], args.rows)[args.data]
-    picks: dict[str, list[float]] = {"first": [], "medoid": [], "information": [], "best": []}
+    rules = ["first", "medoid", "information", *(f"information@{n}" for n in args.among), "best"]
+    picks: dict[str, list[float]] = {rule: [] for rule in rules}
     name = f"{args.data}-{len(X)}"
     for seed in args.seeds:
         codes, start_seed = cached_codes(
@@ -104,6 +110,7 @@ def main(argv: list[str] | None = None) -> None:
             "first": 0,
             "medoid": medoid(labels),
             "information": int(np.argmax(information)),
+            **{f"information@{n}": int(np.argmax(information[:n])) for n in args.among},
             "best": int(np.argmax(accuracy)),
         }
         for rule, draw in chosen.items():
