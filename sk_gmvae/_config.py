@@ -41,6 +41,7 @@ class DataPreset:
     umap_pretrain_steps: int  # the "umap" start's pre-training (0: UMAP of the rows)
     umap_draws: int  # the "umap" start's UMAP embeddings, the most informative kept
     umap_draw_rows: int  # ... or more: as many as embed this many rows in all (0: no more)
+    umap_neighbors: int  # UMAP's neighbours of each row in the "umap" start
 
 
 # docs/defaults.md, "The start": optimizer steps of the autoencoder's pre-training of a
@@ -60,6 +61,7 @@ PRESETS = {
         umap_pretrain_steps=0,
         umap_draws=1,  # each of the n_init restarts draws its own start
         umap_draw_rows=0,
+        umap_neighbors=20,  # N2D's
     ),
     "large": DataPreset(
         binarize=True,
@@ -71,6 +73,7 @@ PRESETS = {
         umap_pretrain_steps=AUTO_PRETRAIN_STEPS,
         umap_draws=5,
         umap_draw_rows=100_000,
+        umap_neighbors=10,
     ),
 }
 # docs/defaults.md, "Sizes of the networks": hidden_layer_sizes="auto" is two layers of
@@ -117,9 +120,10 @@ class FitConfig:
     standardized: :func:`resolve_standardize`), ``trial_epochs`` (None when every
     restart trains ``max_epochs``), ``stack_restarts`` (whether the restarts train at
     once, as one stacked model), ``init`` and ``pretrain_steps`` (the start,
-    :func:`resolve_init`), ``start_draws`` (the ``"umap"`` start's UMAP embeddings,
-    see :func:`resolve_config`) and ``variant_params`` (the variant's settings, defaults
-    filled in, ``"auto"`` resolved: :func:`resolve_variant_params`).
+    :func:`resolve_init`), ``start_draws`` and ``start_neighbors`` (the ``"umap"``
+    start's UMAP embeddings and their neighbours, see :func:`resolve_config`) and
+    ``variant_params`` (the variant's settings, defaults filled in, ``"auto"``
+    resolved: :func:`resolve_variant_params`).
     """
 
     n_features: int
@@ -157,6 +161,7 @@ class FitConfig:
     init: str = "random"
     pretrain_steps: int = 0
     start_draws: int = 1
+    start_neighbors: int = 20
     # Semi-supervised training (GMVAEClassifier; 0 classes: none), see resolve_supervision.
     n_classes: int = 0
     labelled_per_batch: int | None = None
@@ -697,6 +702,7 @@ def resolve_config(
       column; ``entropy_weight``: its ``entropy_share`` times ``eta``; ``n_init`` is 1
       with a ``RunCheckpoint`` (it resumes one run); ``start_draws``: the column's
       ``umap_draws``, or ``umap_draw_rows // n_samples`` where that is more;
+      ``start_neighbors``: its ``umap_neighbors``;
     - ``trial_epochs``: see :func:`_trial_epochs`; ``stack_restarts``: :func:`_stacks`
       (on the CPU: the preset's ``stack_on_cpu``);
     - ``init``, ``pretrain_steps``: see :func:`resolve_init`;
@@ -792,6 +798,7 @@ def resolve_config(
         init=init,
         pretrain_steps=pretrain_steps,
         start_draws=max(data.umap_draws, data.umap_draw_rows // n_samples),
+        start_neighbors=data.umap_neighbors,
         assignment_learning_rate=assignment_learning_rate,
         **supervised,
     )

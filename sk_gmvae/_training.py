@@ -66,7 +66,12 @@ def build_net(config: FitConfig, seed: int | Sequence[int]) -> MixtureVAENet:
     stacked = not isinstance(seed, int | np.integer)
     callbacks: list = []
     if config.init != "random":  # first: the guard keeps the started weights
-        start = AutoencoderStart(config.pretrain_steps, config.init, draws=config.start_draws)
+        start = AutoencoderStart(
+            config.pretrain_steps,
+            config.init,
+            draws=config.start_draws,
+            neighbors=config.start_neighbors,
+        )
         callbacks.append(("start", start))
     # Stacked, the first non-finite loss stops training (``Restarts`` then trains the
     # restarts one by one), so that one restart's divergence cannot affect the others.
