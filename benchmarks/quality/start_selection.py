@@ -8,8 +8,8 @@ embeddings of the start's own codes, beside the mean and the best draw.
 For each seed the start's codes are taken as :mod:`benchmarks.quality.start_mixture`
 takes them (``--cache`` keeps them in a folder, so that a rerun skips the
 pre-training). Each draw is a UMAP embedding (the start's settings, seeds from the
-start's own) and a full-covariance ``GaussianMixture`` with the start's ``GMM_N_INIT``
-runs. The rules:
+start's own; the start's neighbours for the rows, or ``--neighbors``) and a
+full-covariance ``GaussianMixture`` with the start's ``GMM_N_INIT`` runs. The rules:
 
 - ``first``: draw 0, the start's own assignment (what a fit uses today);
 - ``medoid``: the assignment that agrees most with the others (largest summed
@@ -36,7 +36,7 @@ from sklearn.mixture import GaussianMixture
 from benchmarks._common import load_datasets
 from benchmarks.quality.start_mixture import start_codes
 from sk_gmvae import _start
-from sk_gmvae._config import AUTO_PRETRAIN_STEPS
+from sk_gmvae._config import AUTO_PRETRAIN_STEPS, preset
 from sk_gmvae.metrics import hungarian_accuracy, mutual_information
 
 
@@ -80,6 +80,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--among", nargs="*", type=int, default=[], help="largest I(X; Y) of the first N draws"
     )
+    parser.add_argument(
+        "--neighbors", type=int, default=None, help="UMAP's neighbours (default: the start's)"
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     _start.require_umap()  # before the pre-training, not after it
@@ -87,13 +90,14 @@ def main(argv: list[str] | None = None) -> None:
     rules = ["first", "medoid", "information", *(f"information@{n}" for n in args.among), "best"]
     picks: dict[str, list[float]] = {rule: [] for rule in rules}
     name = f"{args.data}-{len(X)}"
+    neighbors = args.neighbors or preset(len(X)).umap_neighbors
     for seed in args.seeds:
         codes, start_seed = cached_codes(
             X, args.n_clusters, seed, args.pretrain_steps, args.cache, name
         )
         labels, accuracy, information = [], [], []
         for draw in range(args.draws):
-            E = _start.umap_embedding(codes, start_seed + draw)
+            E = _start.umap_embedding(codes, start_seed + draw, neighbors)
             gmm = GaussianMixture(
                 args.n_clusters,
                 covariance_type="full",
