@@ -41,7 +41,7 @@ class DataPreset:
     umap_pretrain_steps: int  # the "umap" start's pre-training (0: UMAP of the rows)
     umap_draws: int  # the "umap" start's UMAP embeddings, the most informative kept
     umap_draw_rows: int  # ... or more: as many as embed this many rows in all (0: no more)
-    umap_neighbors: int  # UMAP's neighbours of each row in the "umap" start
+    umap_settings: Mapping[str, Any]  # UMAP's parameters in the "umap" start, over N2D's
 
 
 # docs/defaults.md, "The start": optimizer steps of the autoencoder's pre-training of a
@@ -61,7 +61,7 @@ PRESETS = {
         umap_pretrain_steps=0,
         umap_draws=1,  # each of the n_init restarts draws its own start
         umap_draw_rows=0,
-        umap_neighbors=20,  # N2D's
+        umap_settings={},  # N2D's (_start.UMAP_SETTINGS)
     ),
     "large": DataPreset(
         binarize=True,
@@ -73,7 +73,7 @@ PRESETS = {
         umap_pretrain_steps=AUTO_PRETRAIN_STEPS,
         umap_draws=5,
         umap_draw_rows=100_000,
-        umap_neighbors=10,
+        umap_settings={"n_neighbors": 10, "n_components": 5, "metric": "cosine"},
     ),
 }
 # docs/defaults.md, "Sizes of the networks": hidden_layer_sizes="auto" is two layers of
@@ -120,8 +120,8 @@ class FitConfig:
     standardized: :func:`resolve_standardize`), ``trial_epochs`` (None when every
     restart trains ``max_epochs``), ``stack_restarts`` (whether the restarts train at
     once, as one stacked model), ``init`` and ``pretrain_steps`` (the start,
-    :func:`resolve_init`), ``start_draws`` and ``start_neighbors`` (the ``"umap"``
-    start's UMAP embeddings and their neighbours, see :func:`resolve_config`) and
+    :func:`resolve_init`), ``start_draws`` and ``start_umap`` (the ``"umap"``
+    start's UMAP embeddings and UMAP's parameters, see :func:`resolve_config`) and
     ``variant_params`` (the variant's settings, defaults filled in, ``"auto"``
     resolved: :func:`resolve_variant_params`).
     """
@@ -161,7 +161,7 @@ class FitConfig:
     init: str = "random"
     pretrain_steps: int = 0
     start_draws: int = 1
-    start_neighbors: int = 20
+    start_umap: Mapping[str, Any] = field(default_factory=dict)
     # Semi-supervised training (GMVAEClassifier; 0 classes: none), see resolve_supervision.
     n_classes: int = 0
     labelled_per_batch: int | None = None
@@ -702,7 +702,7 @@ def resolve_config(
       column; ``entropy_weight``: its ``entropy_share`` times ``eta``; ``n_init`` is 1
       with a ``RunCheckpoint`` (it resumes one run); ``start_draws``: the column's
       ``umap_draws``, or ``umap_draw_rows // n_samples`` where that is more;
-      ``start_neighbors``: its ``umap_neighbors``;
+      ``start_umap``: its ``umap_settings``;
     - ``trial_epochs``: see :func:`_trial_epochs`; ``stack_restarts``: :func:`_stacks`
       (on the CPU: the preset's ``stack_on_cpu``);
     - ``init``, ``pretrain_steps``: see :func:`resolve_init`;
@@ -798,7 +798,7 @@ def resolve_config(
         init=init,
         pretrain_steps=pretrain_steps,
         start_draws=max(data.umap_draws, data.umap_draw_rows // n_samples),
-        start_neighbors=data.umap_neighbors,
+        start_umap=dict(data.umap_settings),
         assignment_learning_rate=assignment_learning_rate,
         **supervised,
     )

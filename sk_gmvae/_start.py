@@ -8,7 +8,7 @@
   optimizer steps, with the cluster variable averaged out of the layers that take it
   (:func:`encode`, :func:`decode`); a diagonal ``GaussianMixture`` on its codes is the
   first assignment;
-- ``"umap"``: the same autoencoder, then UMAP of its codes to 10 dimensions and a
+- ``"umap"``: the same autoencoder, then UMAP of its codes to a few dimensions and a
   full-covariance ``GaussianMixture`` there (the N2D recipe) for the first assignment.
 
 With ``pretrain_steps=0`` (the ``"umap"`` start's ``"auto"`` below 10,000 rows) there
@@ -31,6 +31,7 @@ from __future__ import annotations
 import copy
 import math
 import warnings
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -63,8 +64,8 @@ PRETRAIN_LEARNING_RATE = 1e-3
 # training rows by at least this fraction of its initial value.
 MIN_RELATIVE_GAIN = 0.01
 # UMAP's settings in the "umap" start (McConville et al.'s N2D): 10 dimensions, 20
-# neighbours, min_dist 0 (tightly packed clusters). The start's neighbours are the
-# data's (``_config.PRESETS``), N2D's 20 by default.
+# neighbours, min_dist 0 (tightly packed clusters). The data's preset may change them
+# (``_config.PRESETS``, ``umap_settings``).
 UMAP_SETTINGS = {"n_components": 10, "n_neighbors": 20, "min_dist": 0.0}
 # Initializations of the start's Gaussian mixture, the one of highest likelihood kept
 # (GaussianMixture's n_init; docs/defaults.md, "The start").
@@ -192,14 +193,14 @@ def fit_to_assignment(
 
 
 def umap_embedding(
-    codes: np.ndarray, seed: int, neighbors: int = UMAP_SETTINGS["n_neighbors"]
+    codes: np.ndarray, seed: int, settings: Mapping[str, Any] | None = None
 ) -> np.ndarray:
-    """The codes (at least 3 rows) in the start's UMAP embedding (``UMAP_SETTINGS`` with
-    ``neighbors`` neighbours; fewer neighbours and dimensions where there are few
-    rows), drawn with ``seed``."""
+    """The codes (at least 3 rows) in the start's UMAP embedding (``UMAP_SETTINGS``
+    updated with ``settings``, UMAP's own parameters; fewer neighbours and dimensions
+    where there are few rows), drawn with ``seed``."""
     UMAP = require_umap()
-    settings = dict(UMAP_SETTINGS)
-    settings["n_neighbors"] = min(neighbors, len(codes) - 1)
+    settings = {**UMAP_SETTINGS, **(settings or {})}
+    settings["n_neighbors"] = min(settings["n_neighbors"], len(codes) - 1)
     # UMAP's spectral start needs more rows than dimensions; else its random one.
     settings["n_components"] = min(settings["n_components"], max(1, len(codes) - 2))
     settings["init"] = "spectral" if len(codes) > 2 * settings["n_components"] + 2 else "random"
@@ -212,19 +213,20 @@ def first_assignment(
     method: str,
     seed: int,
     draws: int = 1,
-    neighbors: int = UMAP_SETTINGS["n_neighbors"],
+    umap: Mapping[str, Any] | None = None,
 ) -> np.ndarray:
     """Responsibilities R (n, K) of the start's Gaussian mixture on the codes: diagonal on
     the codes themselves (``"autoencoder"``), full on their UMAP embedding (``"umap"``;
     on the codes of fewer than 3 rows); the best of ``GMM_N_INIT`` initializations by
     likelihood. With ``draws`` > 1 the ``"umap"`` start embeds the codes that many
-    times (UMAP seeds ``seed``, ``seed + 1``, ...; ``neighbors`` neighbours) and keeps
+    times (UMAP seeds ``seed``, ``seed + 1``, ...; ``umap``: UMAP's parameters over
+    ``UMAP_SETTINGS``) and keeps
     the mixture whose responsibilities carry the most information about the rows,
     I(X; Y) = H(Y) - H(Y|X) (``mutual_information``)."""
     embeddings: Any = [codes]
     # UMAP needs two neighbours per row: fewer than 3 rows are assigned as they are.
     if method == "umap" and len(codes) > 2:
-        embeddings = (umap_embedding(codes, seed + d, neighbors) for d in range(draws))
+        embeddings = (umap_embedding(codes, seed + d, umap) for d in range(draws))
     best, most = None, -np.inf
     for embedding in embeddings:
         gmm = GaussianMixture(
@@ -297,8 +299,9 @@ class AutoencoderStart(Callback):
     draws : int, default=1
         UMAP embeddings of the codes (``"umap"``); the one whose mixture has the largest
         I(X; Y) gives the first assignment (:func:`first_assignment`).
-    neighbors : int, default=20
-        UMAP's neighbours of each row (``"umap"``).
+    umap : dict, default=None
+        UMAP's parameters (``"umap"``) over ``UMAP_SETTINGS``, N2D's: ``n_neighbors``,
+        ``n_components``, ``metric``, ...
 
     Attributes
     ----------
@@ -323,14 +326,14 @@ class AutoencoderStart(Callback):
         qy_steps: int | None = None,
         assignment_steps: int | None = None,
         draws: int = 1,
-        neighbors: int = UMAP_SETTINGS["n_neighbors"],
+        umap: Mapping[str, Any] | None = None,
     ) -> None:
         self.steps = steps
         self.method = method
         self.qy_steps = qy_steps
         self.assignment_steps = assignment_steps
         self.draws = draws
-        self.neighbors = neighbors
+        self.umap = umap
 
     def on_train_begin(self, net: Any, X: Any = None, **kwargs: Any) -> None:
         module = net.module_
@@ -351,7 +354,7 @@ class AutoencoderStart(Callback):
             self._discard(net, len(X))
             return
         K = module.n_clusters
-        R = first_assignment(codes, K, self.method, seed, self.draws, self.neighbors)
+        R = first_assignment(codes, K, self.method, seed, self.draws, self.umap)
         self.assignment_ = R.argmax(1)
         set_prior_from_codes(module, X, R)
         qy_steps = self.qy_steps

@@ -70,7 +70,7 @@ def build_net(config: FitConfig, seed: int | Sequence[int]) -> MixtureVAENet:
             config.pretrain_steps,
             config.init,
             draws=config.start_draws,
-            neighbors=config.start_neighbors,
+            umap=config.start_umap,
         )
         callbacks.append(("start", start))
     # Stacked, the first non-finite loss stops training (``Restarts`` then trains the

@@ -60,11 +60,12 @@ def test_auto_is_the_random_start_and_steps_resolve():
     # rows as many as embed 100,000 rows in all, at least five.
     larger = resolve_config({**params, "init": "umap"}, 70_000, 8, "gaussian", "cpu")
     assert (started.start_draws, large.start_draws, larger.start_draws) == (1, 10, 5)
-    # UMAP's neighbours: N2D's 20 below 10,000 rows, 10 from there; the net's start
-    # takes both rules.
-    assert (started.start_neighbors, large.start_neighbors) == (20, 10)
+    # UMAP's settings: N2D's below 10,000 rows; from there 10 neighbours, 5 dimensions
+    # and the cosine distance. The net's start takes both rules.
+    assert started.start_umap == {}
+    assert large.start_umap == {"n_neighbors": 10, "n_components": 5, "metric": "cosine"}
     start = dict(build_net(large, 0).callbacks)["start"]
-    assert (start.draws, start.neighbors) == (10, 10)
+    assert (start.draws, start.umap) == (10, large.start_umap)
     chosen = resolve_config(
         {**params, "init": "umap", "pretrain_steps": 7}, 500, 8, "gaussian", "cpu"
     )
@@ -296,26 +297,31 @@ def test_umap_start_keeps_the_most_informative_of_its_draws(monkeypatch):
     X, y = make_blobs(400, centers=4, n_features=3, cluster_std=0.3, random_state=0)
     separated = np.eye(4)[y] * 10 + np.random.default_rng(0).normal(size=(400, 4))
     merged = separated[:, [0, 0, 2, 2]] + separated[:, [1, 1, 3, 3]]
-    seeds, neighbors = [], []
+    seeds, used = [], []
 
     class StandIn:
         def __init__(self, random_state, **settings):
             self.random_state = random_state
-            neighbors.append(settings["n_neighbors"])
+            used.append(settings)
 
         def fit_transform(self, codes):
             seeds.append(self.random_state)
             return separated if self.random_state == 8 else merged
 
     monkeypatch.setattr(_start, "require_umap", lambda: StandIn)
-    R = _start.first_assignment(X, 4, "umap", 7, draws=3, neighbors=10)
-    assert seeds == [7, 8, 9] and neighbors == [10, 10, 10]
+    umap = {"n_neighbors": 10, "metric": "cosine"}
+    R = _start.first_assignment(X, 4, "umap", 7, draws=3, umap=umap)
+    assert seeds == [7, 8, 9]
+    assert all(s == {**_start.UMAP_SETTINGS, **umap, "init": "spectral", "n_jobs": 1} for s in used)
     assert adjusted_rand_score(y, R.argmax(1)) == 1.0
     one = _start.first_assignment(X, 4, "umap", 7)  # one draw: the first embedding
     assert adjusted_rand_score(y, one.argmax(1)) < 0.7
-    assert neighbors[-1] == _start.UMAP_SETTINGS["n_neighbors"]  # N2D's 20 by default
+    assert used[-1] == {**_start.UMAP_SETTINGS, "init": "spectral", "n_jobs": 1}  # N2D's
     _start.first_assignment(X[:6], 2, "umap", 7)
-    assert neighbors[-1] == 5  # at most the other rows
+    # At most the other rows as neighbours, fewer dimensions than rows, UMAP's random
+    # start where its spectral one lacks rows.
+    small = {"n_neighbors": 5, "n_components": 4, "min_dist": 0.0, "init": "random"}
+    assert used[-1] == {**small, "n_jobs": 1}
 
 
 def test_warm_start_does_not_start_again(separated):

@@ -8,7 +8,8 @@ embeddings of the start's own codes, beside the mean and the best draw.
 For each seed the start's codes are taken as :mod:`benchmarks.quality.start_mixture`
 takes them (``--cache`` keeps them in a folder, so that a rerun skips the
 pre-training). Each draw is a UMAP embedding (the start's settings, seeds from the
-start's own; the start's neighbours for the rows, or ``--neighbors``) and a
+start's own; the start's settings for the rows, changed by ``--neighbors`` and
+``--umap``) and a
 full-covariance ``GaussianMixture`` with the start's ``GMM_N_INIT`` runs. The rules:
 
 - ``first``: draw 0, the start's own assignment (what a fit uses today);
@@ -83,6 +84,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--neighbors", type=int, default=None, help="UMAP's neighbours (default: the start's)"
     )
+    parser.add_argument(
+        "--umap",
+        type=json.loads,
+        default={},
+        help="UMAP's parameters over the start's for the rows, as JSON",
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     _start.require_umap()  # before the pre-training, not after it
@@ -90,14 +97,16 @@ def main(argv: list[str] | None = None) -> None:
     rules = ["first", "medoid", "information", *(f"information@{n}" for n in args.among), "best"]
     picks: dict[str, list[float]] = {rule: [] for rule in rules}
     name = f"{args.data}-{len(X)}"
-    neighbors = args.neighbors or preset(len(X)).umap_neighbors
+    umap = {**preset(len(X)).umap_settings, **args.umap}
+    if args.neighbors:
+        umap["n_neighbors"] = args.neighbors
     for seed in args.seeds:
         codes, start_seed = cached_codes(
             X, args.n_clusters, seed, args.pretrain_steps, args.cache, name
         )
         labels, accuracy, information = [], [], []
         for draw in range(args.draws):
-            E = _start.umap_embedding(codes, start_seed + draw, neighbors)
+            E = _start.umap_embedding(codes, start_seed + draw, umap)
             gmm = GaussianMixture(
                 args.n_clusters,
                 covariance_type="full",
