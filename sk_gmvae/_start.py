@@ -220,9 +220,8 @@ def first_assignment(
     on the codes of fewer than 3 rows); the best of ``GMM_N_INIT`` initializations by
     likelihood. With ``draws`` > 1 the ``"umap"`` start embeds the codes that many
     times (UMAP seeds ``seed``, ``seed + 1``, ...; ``umap``: UMAP's parameters over
-    ``UMAP_SETTINGS``) and keeps
-    the mixture whose responsibilities carry the most information about the rows,
-    I(X; Y) = H(Y) - H(Y|X) (``mutual_information``)."""
+    ``UMAP_SETTINGS``) and keeps the mixture whose responsibilities carry the most
+    information about the rows, I(X; Y) = H(Y) - H(Y|X) (``mutual_information``)."""
     embeddings: Any = [codes]
     # UMAP needs two neighbours per row: fewer than 3 rows are assigned as they are.
     if method == "umap" and len(codes) > 2:
