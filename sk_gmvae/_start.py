@@ -225,7 +225,7 @@ def first_assignment(
     embeddings: Any = [codes]
     # UMAP needs two neighbours per row: fewer than 3 rows are assigned as they are.
     if method == "umap" and len(codes) > 2:
-        embeddings = (umap_embedding(codes, seed + d, umap) for d in range(draws))
+        embeddings = (umap_embedding(codes, seed + draw, umap) for draw in range(draws))
     best, most = None, -np.inf
     for embedding in embeddings:
         gmm = GaussianMixture(

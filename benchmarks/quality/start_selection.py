@@ -7,10 +7,9 @@ embeddings of the start's own codes, beside the mean and the best draw.
 
 For each seed the start's codes are taken as :mod:`benchmarks.quality.start_mixture`
 takes them (``--cache`` keeps them in a folder, so that a rerun skips the
-pre-training). Each draw is a UMAP embedding (the start's settings, seeds from the
-start's own; the start's settings for the rows, changed by ``--neighbors`` and
-``--umap``) and a
-full-covariance ``GaussianMixture`` with the start's ``GMM_N_INIT`` runs. The rules:
+pre-training). Each draw is a UMAP embedding (the start's settings for the rows, those
+of ``--umap`` over them; seeds from the start's own) and a full-covariance
+``GaussianMixture`` with the start's ``GMM_N_INIT`` runs. The rules:
 
 - ``first``: draw 0, the start's own assignment (what a fit uses today);
 - ``medoid``: the assignment that agrees most with the others (largest summed
@@ -82,9 +81,6 @@ def main(argv: list[str] | None = None) -> None:
         "--among", nargs="*", type=int, default=[], help="largest I(X; Y) of the first N draws"
     )
     parser.add_argument(
-        "--neighbors", type=int, default=None, help="UMAP's neighbours (default: the start's)"
-    )
-    parser.add_argument(
         "--umap",
         type=json.loads,
         default={},
@@ -98,8 +94,6 @@ def main(argv: list[str] | None = None) -> None:
     picks: dict[str, list[float]] = {rule: [] for rule in rules}
     name = f"{args.data}-{len(X)}"
     umap = {**preset(len(X)).umap_settings, **args.umap}
-    if args.neighbors:
-        umap["n_neighbors"] = args.neighbors
     for seed in args.seeds:
         codes, start_seed = cached_codes(
             X, args.n_clusters, seed, args.pretrain_steps, args.cache, name
