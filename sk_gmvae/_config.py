@@ -14,6 +14,7 @@ command that repeats it, is on the documentation's "Why the defaults" page
 
 from __future__ import annotations
 
+import importlib.util
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -41,6 +42,7 @@ class DataPreset:
     umap_pretrain_steps: int  # the "umap" start's pre-training (0: UMAP of the rows)
     umap_draws: int  # the "umap" start's UMAP embeddings, the most informative kept
     umap_draw_rows: int  # ... or more: as many as embed this many rows in all (0: no more)
+    umap_max_draws: int  # ... but at most this many
     umap_settings: Mapping[str, Any]  # UMAP's parameters in the "umap" start, over N2D's
 
 
@@ -48,8 +50,17 @@ class DataPreset:
 # pretrain_steps="auto" start: init="autoencoder", and init="umap" from LARGE_DATA_ROWS
 # (below, the preset's umap_pretrain_steps: UMAP of the rows themselves).
 AUTO_PRETRAIN_STEPS = 2000
+# ... and for init="umap" at least a step per UMAP_PRETRAIN_ROWS_PER_STEP rows (5,000
+# steps at 70,000 rows, more than 2,000 from 28,000).
+UMAP_PRETRAIN_ROWS_PER_STEP = 14
 # docs/defaults.md, "Small and large data".
 LARGE_DATA_ROWS = 10_000
+# docs/defaults.md, "The start": init="auto" takes the "umap" start for images, data
+# of the Bernoulli likelihood with at least IMAGE_FEATURES columns and IMAGE_ROWS rows,
+# for the variants it was measured with, when umap-learn is installed.
+IMAGE_FEATURES = 64
+IMAGE_ROWS = 1000
+AUTO_UMAP_VARIANTS = ("gmvae", "vade")
 PRESETS = {
     "small": DataPreset(
         binarize=False,
@@ -59,8 +70,9 @@ PRESETS = {
         max_epochs=600,
         stack_on_cpu=True,
         umap_pretrain_steps=0,
-        umap_draws=1,  # each of the n_init restarts draws its own start
-        umap_draw_rows=0,
+        umap_draws=1,  # each of the n_init restarts draws its own start(s)
+        umap_draw_rows=6000,
+        umap_max_draws=3,
         umap_settings={},  # N2D's (_start.UMAP_SETTINGS)
     ),
     "large": DataPreset(
@@ -73,6 +85,7 @@ PRESETS = {
         umap_pretrain_steps=AUTO_PRETRAIN_STEPS,
         umap_draws=5,
         umap_draw_rows=100_000,
+        umap_max_draws=10,
         umap_settings={"n_neighbors": 10, "n_components": 5, "metric": "cosine"},
     ),
 }
@@ -551,20 +564,48 @@ def _named(callbacks: Sequence) -> list[tuple[str, Any]]:
     return [cb if isinstance(cb, tuple) else (type(cb).__name__, cb) for cb in callbacks]
 
 
-def resolve_init(init: str, pretrain_steps: int | str, n_samples: int) -> tuple[str, int]:
+def wants_umap_start(
+    params: Mapping[str, Any], n_samples: int, n_features: int, likelihood: str
+) -> bool:
+    """Whether the estimator's ``init="auto"`` takes the ``"umap"`` start where
+    umap-learn is installed: for images (the Bernoulli likelihood, at least
+    ``IMAGE_FEATURES`` columns and ``IMAGE_ROWS`` rows) with a variant of
+    ``AUTO_UMAP_VARIANTS`` and no VaDE start of its own (``pretrain_epochs``)."""
+    return (
+        params.get("init") == "auto"
+        and likelihood == "bernoulli"
+        and n_features >= IMAGE_FEATURES
+        and n_samples >= IMAGE_ROWS
+        and params["variant"] in AUTO_UMAP_VARIANTS
+        and not params["pretrain_epochs"]
+    )
+
+
+def umap_installed() -> bool:
+    """Whether umap-learn can be imported (without importing it)."""
+    return importlib.util.find_spec("umap") is not None
+
+
+def resolve_init(
+    init: str, pretrain_steps: int | str, n_samples: int, umap: bool = False
+) -> tuple[str, int]:
     """The start method and its pre-training steps of the estimator's ``init`` and
-    ``pretrain_steps`` on ``n_samples`` rows. ``init="auto"``: ``"random"``
-    (docs/defaults.md, "The start"); ``pretrain_steps="auto"``: ``AUTO_PRETRAIN_STEPS``
-    for the ``"autoencoder"`` start, the data's :data:`PRESETS` ``umap_pretrain_steps``
-    for the ``"umap"`` start (none below ``LARGE_DATA_ROWS``), 0 for ``"random"``."""
+    ``pretrain_steps`` on ``n_samples`` rows. ``init="auto"``: ``"umap"`` where
+    ``umap`` (:func:`wants_umap_start`) and umap-learn is installed, else ``"random"``
+    (docs/defaults.md, "The start"); ``pretrain_steps="auto"``:
+    ``AUTO_PRETRAIN_STEPS`` for the ``"autoencoder"`` start, the data's :data:`PRESETS`
+    ``umap_pretrain_steps`` for the ``"umap"`` start (none below ``LARGE_DATA_ROWS``),
+    and there at least a step per ``UMAP_PRETRAIN_ROWS_PER_STEP`` rows; 0 for
+    ``"random"``."""
     if init == "auto":
-        init = "random"
+        init = "umap" if umap and umap_installed() else "random"
     if init == "random":
         return init, 0
     if pretrain_steps != "auto":
         return init, int(pretrain_steps)
     if init == "umap":
-        return init, preset(n_samples).umap_pretrain_steps
+        steps = preset(n_samples).umap_pretrain_steps
+        return init, steps and max(steps, n_samples // UMAP_PRETRAIN_ROWS_PER_STEP)
     return init, AUTO_PRETRAIN_STEPS
 
 
@@ -701,7 +742,8 @@ def resolve_config(
     - ``binarize``, ``n_init``: the data's :data:`PRESETS`
       column; ``entropy_weight``: its ``entropy_share`` times ``eta``; ``n_init`` is 1
       with a ``RunCheckpoint`` (it resumes one run); ``start_draws``: the column's
-      ``umap_draws``, or ``umap_draw_rows // n_samples`` where that is more;
+      ``umap_draws``, or ``umap_draw_rows // n_samples`` where that is more, at most
+      its ``umap_max_draws``;
       ``start_umap``: its ``umap_settings``;
     - ``trial_epochs``: see :func:`_trial_epochs`; ``stack_restarts``: :func:`_stacks`
       (on the CPU: the preset's ``stack_on_cpu``);
@@ -714,7 +756,10 @@ def resolve_config(
     """
     data = preset(n_samples)
     init, pretrain_steps = resolve_init(
-        params.get("init", "random"), params.get("pretrain_steps", "auto"), n_samples
+        params.get("init", "random"),
+        params.get("pretrain_steps", "auto"),
+        n_samples,
+        wants_umap_start(params, n_samples, n_features, likelihood),
     )
     if isinstance(params["hidden_layer_sizes"], str):
         pretrains = pretrain_steps > 0 or params["pretrain_epochs"] > 0
@@ -797,7 +842,9 @@ def resolve_config(
         ),
         init=init,
         pretrain_steps=pretrain_steps,
-        start_draws=max(data.umap_draws, data.umap_draw_rows // n_samples),
+        start_draws=min(
+            max(data.umap_draws, data.umap_draw_rows // n_samples), data.umap_max_draws
+        ),
         start_umap=dict(data.umap_settings),
         assignment_learning_rate=assignment_learning_rate,
         **supervised,

@@ -13,7 +13,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import Tags
 
 from ._base import RESOLVED, _MixtureVAEBase
-from ._config import FitConfig
+from ._config import FitConfig, wants_umap_start
 
 __all__ = ["RESOLVED", "GMVAEClustering"]
 
@@ -107,19 +107,23 @@ class GMVAEClustering(ClusterMixin, _MixtureVAEBase):
         first assignment, which starts the per-cluster prior (``gmvae``, ``vade``) and
         q(y|x); the whole model then trains half as many steps (500 without a
         pre-training) on its ELBO with y observed at that assignment. ``"umap"``: the
-        same, the first assignment from a full-covariance ``GaussianMixture`` on a 10-D
-        UMAP of the codes, or of the rows themselves below 10,000 rows (needs
+        same, the first assignment from a full-covariance ``GaussianMixture`` on a UMAP of
+        the codes, or of the rows themselves below 10,000 rows (needs
         ``sk_gmvae[umap]``); q(y|x)'s network (VaDE has none) then trains at a
         thousandth of ``learning_rate``, so that it keeps that assignment. A start
         whose pre-training learned nothing, or whose codes (rows) do not vary, is not
         used, with a warning. Not with
-        ``variant="dilokthanakul"`` or ``pretrain_epochs``. ``"auto"``: ``"random"``.
+        ``variant="dilokthanakul"`` or ``pretrain_epochs``. ``"auto"``: ``"umap"`` for
+        images (values in [0, 1], the Bernoulli likelihood, at least 64 features and
+        1,000 training rows) with ``variant="gmvae"``, or ``"vade"`` without
+        ``pretrain_epochs``, when umap-learn is installed (else ``"random"``, with a
+        warning); ``"random"`` otherwise.
     pretrain_steps : int or "auto", default="auto"
         Optimizer steps of a pre-trained start's autoencoder; 0: no autoencoder, the
         start's Gaussian mixture (``"umap"``: and UMAP) takes the rows themselves, as
         the model sees them (standardized with the Gaussian likelihood). ``"auto"``:
-        2,000, but 0 for ``"umap"`` below 10,000 training rows (0 for the random
-        start).
+        2,000; for ``"umap"`` 0 below 10,000 training rows, and a step per 14 rows
+        from 28,000 rows (0 for the random start).
     max_epochs : int or "auto", default="auto"
         Number of passes over the training data. ``"auto"``: as many as take 2,400
         optimizer steps (at most 600 passes) below 10,000 training rows, 3,600 from
@@ -329,6 +333,15 @@ trial_epochs_, variant_params_
         """
         continuing = self.warm_start and hasattr(self, "net_")
         X, config = self._configure(X, continuing)
+        umap = wants_umap_start(self.get_params(), *X.shape, config.likelihood)
+        if umap and config.init == "random" and not continuing:
+            warnings.warn(
+                "init='auto' starts images from UMAP (init='umap'), which needs the "
+                "package umap-learn: pip install 'sk_gmvae[umap]'. Starting from random "
+                "weights instead; set init='random' to silence this warning.",
+                UserWarning,
+                stacklevel=2,
+            )
         config = self._train(X, config, continuing)
         found = len(np.unique(self.labels_))
         if found < config.n_clusters:

@@ -48,6 +48,8 @@ def small(monkeypatch, tmp_path):
 
     def small_fit(self, X, y=None):
         self.set_params(max_epochs=1, hidden_layer_sizes=(8,), latent_dim=2)
+        if self.init == "auto":  # images' UMAP draws take seconds: tests/test_start.py
+            self.set_params(init="random")
         if self.pretrain_epochs:  # VaDE's start: one epoch of it, one after
             self.set_params(max_epochs=2, pretrain_epochs=1)
         return fit(self, X, y)

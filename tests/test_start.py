@@ -2,6 +2,7 @@
 warning for a start that learned nothing, and the error without umap-learn."""
 
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -13,11 +14,12 @@ from sklearn.mixture import GaussianMixture
 from sklearn.utils._param_validation import InvalidParameterError
 from skorch.callbacks import Callback
 
-from sk_gmvae import GMVAEClustering, _start
+from sk_gmvae import GMVAEClustering, _config, _start
 from sk_gmvae._config import AUTO_PRETRAIN_STEPS, resolve_config
 from sk_gmvae._training import build_net
 from sk_gmvae.metrics import hungarian_accuracy
 from sk_gmvae.persistence import load_weights, save_weights
+from sk_gmvae.study.runner import STUDY_SETTINGS
 
 SMALL = small_params(hidden_layer_sizes=(16,), max_epochs=2, n_init=1, random_state=0)
 
@@ -56,10 +58,22 @@ def test_auto_is_the_random_start_and_steps_resolve():
     assert (started.init, started.pretrain_steps) == ("umap", 0)
     large = resolve_config({**params, "init": "umap"}, 10_000, 8, "gaussian", "cpu")
     assert large.pretrain_steps == AUTO_PRETRAIN_STEPS
-    # One UMAP draw a start below 10,000 rows (the restarts draw theirs); from 10,000
-    # rows as many as embed 100,000 rows in all, at least five.
+    # From 28,000 rows a step per 14 rows: 5,000 at 70,000.
+    steps = [
+        resolve_config({**params, "init": "umap"}, rows, 8, "gaussian", "cpu").pretrain_steps
+        for rows in (28_000, 60_000, 70_000)
+    ]
+    assert steps == [AUTO_PRETRAIN_STEPS, 4285, 5000]
+    # UMAP draws of a start: below 10,000 rows as many as embed 6,000 rows, 1 to 3
+    # (each restart draws its own); from 10,000 rows as many as embed 100,000 rows in
+    # all, at least five.
     larger = resolve_config({**params, "init": "umap"}, 70_000, 8, "gaussian", "cpu")
-    assert (started.start_draws, large.start_draws, larger.start_draws) == (1, 10, 5)
+    assert (started.start_draws, large.start_draws, larger.start_draws) == (3, 10, 5)
+    draws = [
+        resolve_config({**params, "init": "umap"}, rows, 8, "gaussian", "cpu").start_draws
+        for rows in (10, 1797, 3000, 6001)
+    ]
+    assert draws == [3, 3, 2, 1]
     # UMAP's settings: N2D's below 10,000 rows; from there 10 neighbours, 5 dimensions
     # and the cosine distance. The net's start takes both rules.
     assert started.start_umap == {}
@@ -88,6 +102,40 @@ def test_auto_is_the_random_start_and_steps_resolve():
     assert config.assignment_learning_rate is coded.assignment_learning_rate is None
     stacked = {**params, "init": "autoencoder", "n_init": 3, "stack_restarts": True}
     assert not resolve_config(stacked, 500, 8, "gaussian", "cpu").stack_restarts
+
+
+@pytest.mark.parametrize(
+    "changes, rows, features, likelihood, init, steps",
+    [
+        ({}, 1000, 64, "bernoulli", "umap", 0),  # images: UMAP of the rows
+        ({}, 10_000, 784, "bernoulli", "umap", AUTO_PRETRAIN_STEPS),  # of the codes
+        ({"variant": "vade"}, 1797, 64, "bernoulli", "umap", 0),
+        ({}, 1000, 64, "gaussian", "random", 0),  # tabular data
+        ({}, 999, 64, "bernoulli", "random", 0),  # too few rows
+        ({}, 1000, 63, "bernoulli", "random", 0),  # too few features
+        ({"variant": "m2"}, 1000, 64, "bernoulli", "random", 0),
+        ({"variant": "dilokthanakul"}, 1000, 64, "bernoulli", "random", 0),
+        ({"variant": "vade", "pretrain_epochs": 2}, 1000, 64, "bernoulli", "random", 0),
+        (STUDY_SETTINGS, 60_000, 784, "bernoulli", "random", 0),  # the study's
+    ],
+)
+def test_auto_takes_the_umap_start_for_images(changes, rows, features, likelihood, init, steps):
+    params = {**GMVAEClustering().get_params(), **changes}
+    config = resolve_config(params, rows, features, likelihood, "cpu")
+    assert (config.init, config.pretrain_steps) == (init, steps)
+
+
+def test_auto_without_umap_learn_starts_images_at_random_with_a_warning(digits, monkeypatch):
+    monkeypatch.setattr(_config, "umap_installed", lambda: False)
+    params = GMVAEClustering().get_params()
+    assert resolve_config(params, 1797, 64, "bernoulli", "cpu").init == "random"
+    X = digits[0]
+    with pytest.warns(UserWarning, match=r"pip install 'sk_gmvae\[umap\]'"):
+        est = GMVAEClustering(3, **SMALL).fit(X)
+    assert "start" not in dict(est.net_.callbacks_)
+    with warnings.catch_warnings():  # asked for, the random start says nothing
+        warnings.filterwarnings("error", message=".*umap-learn.*")
+        GMVAEClustering(3, init="random", **SMALL).fit(X)
 
 
 def test_umap_start_trains_q_y_at_its_own_rate(separated, tmp_path):

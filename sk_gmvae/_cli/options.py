@@ -142,14 +142,16 @@ _ESTIMATOR_OPTIONS: dict[str, tuple[Sequence[str], dict[str, Any], str]] = {
         ["--init"],
         {"choices": ["auto", *INIT_METHODS]},
         "how the mixture starts: random weights, or a pre-trained autoencoder's codes "
-        "clustered (umap: through UMAP, needs umap-learn) (auto: random)",
+        "clustered (umap: through UMAP, needs umap-learn) (auto: umap for images, "
+        "data in [0, 1] of 64 or more columns and 1,000 or more rows, when umap-learn "
+        "is installed; else random)",
     ),
     "pretrain_steps": (
         ["--pretrain-steps"],
         {"type": _or_auto(non_negative_int)},
         "optimizer steps of the autoencoder's pre-training of --init autoencoder|umap, "
         "0 for none: the rows themselves are clustered (auto: 2,000; for umap below "
-        "10,000 rows, 0)",
+        "10,000 rows 0, from 28,000 rows one per 14 rows)",
     ),
     "binarize": (
         ["--binarize"],

@@ -44,6 +44,7 @@ STUDY_SETTINGS = {
     "entropy_weight": 0.0,
     "batch_size": 100,
     "learning_rate": 1e-3,
+    "init": "random",  # the study's start: nothing but the random weights
     "n_init": 1,  # one training per seed, whatever the number of rows
     "posterior_samples": 0,  # clusters from q(y|x), as the study's
 }
