@@ -17,9 +17,9 @@ mean ± sd over the seeds.
 
 Every mixture VAE trains ``n_init=1`` run of the default length (but for ``n_init
 auto`` and the defaults), with the default ``pretrain_steps`` for a pre-trained start;
-``--params`` (JSON) adds parameters to all of them. The raw-data GaussianMixture is full-covariance
-up to 100 features, diagonal above; every Gaussian mixture keeps the best of
-``GMM_N_INIT`` initializations, as the start's does.
+``--params`` (JSON) adds parameters to all of them. The raw-data GaussianMixture is
+full-covariance up to 100 features, diagonal above; every Gaussian mixture keeps the
+best of ``GMM_N_INIT`` initializations, as the start's does.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from sklearn.mixture import GaussianMixture
 
 from benchmarks._common import METRICS, load_datasets, mean_sd
 from sk_gmvae import GMVAEClustering
-from sk_gmvae._config import AUTO_PRETRAIN_STEPS, resolve_config
+from sk_gmvae._config import AUTO_PRETRAIN_STEPS, resolve_config, resolve_init
 from sk_gmvae._start import GMM_N_INIT, UMAP_SETTINGS, HoldAssignments, require_umap
 from sk_gmvae.callbacks import ClusteringMonitor
 from sk_gmvae.metrics import clustering_report, hungarian_accuracy
@@ -134,11 +134,8 @@ def run(
     torch.manual_seed(seed)
     # A pre-trained "umap" start's steps: its pre-training (at least the auto 2,000 steps
     # of a pre-trained start, where UMAP takes the rows) and its training.
-    started = resolve_config(
-        GMVAEClustering(k, init="umap").get_params(), *X.shape, "bernoulli", "cpu"
-    )
-    pretraining = max(AUTO_PRETRAIN_STEPS, started.pretrain_steps)
-    budget = pretraining + started.max_epochs * math.ceil(len(X) / 100)
+    pretraining = max(AUTO_PRETRAIN_STEPS, resolve_init("umap", "auto", len(X))[1])
+    budget = pretraining + _auto_epochs(X, k) * math.ceil(len(X) / 100)
     began = time.perf_counter()
     if name in BASELINES:
         labels, extra = _baseline(name, X, k, seed, budget)
